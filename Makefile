@@ -1,0 +1,48 @@
+# microlws: make run | make test | make bench
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MICROPYTHON ?= $(abspath $(BIN)/micropython)
+export MICROPYTHON
+
+PORT ?= 7681
+DOCROOT ?=
+HEAP ?=
+LOGLEVEL ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test bench setup debs mpy clean help
+
+help:
+	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
+	@echo "            PORT=8080 DOCROOT=folder HEAP=64K LOGLEVEL=15 MICROPYTHON=path"
+	@echo "make test   the whole test suite"
+	@echo "make bench  speed and memory against Microdot and a raw socket loop"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian tools the tests use as real peers
+debs:
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+
+run: setup
+	$(BIN)/lwstool serve --port $(PORT) \
+	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
+	    $(if $(HEAP),--heap $(HEAP)) \
+	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
+
+test: setup debs
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

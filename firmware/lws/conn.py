@@ -1,0 +1,241 @@
+"""One connection: socket, role, tx queue, poll mask and deadline."""
+import time
+from . import log
+
+_POLLIN = const(1)
+_POLLOUT = const(4)
+_POLLERR = const(8)
+_POLLHUP = const(16)
+_EAGAIN = const(11)
+
+
+class Conn:
+    """A connection (lws "wsi"). The role does the protocol work.
+
+    User data for the connection's protocol lives in `user`.
+    """
+
+    def __init__(self, ctx, sock, addr, vhosts):
+        from .roles import http
+        self.ctx = ctx
+        self.sock = sock
+        self.addr = addr
+        self.vhosts = vhosts
+        self.vhost = vhosts[0]
+        self.role = http.ROLE
+        self.proto = None
+        self.user = None
+        self.mount = None
+        self.req = None
+        self.ah = None
+        self.n = 0
+        self.state = 0
+        self.tx = None
+        self.mask = 0
+        self.want_write = False
+        self.rx_paused = False
+        self.deadline = 0
+        self.closed = False
+        # role scratch: body/response bookkeeping
+        self.handler = None
+        self.done = False
+        self.head_sent = False
+        self.body_done = False
+        self.keepalive = False
+        self.remaining = 0
+        self.chunked = None
+        self.out_chunked = False
+        self.out_left = -1
+        self.f = None
+
+    def start(self):
+        self.role.start(self)
+
+    def __repr__(self):
+        return "<conn %s:%d>" % (self.peer(), self.addr_port())
+
+    def peer(self):
+        """The peer's address as text."""
+        try:
+            import socket
+            a = socket.sockaddr(self.addr)
+            return socket.inet_ntop(a[0], a[1])
+        except Exception:
+            return "?"
+
+    def addr_port(self):
+        try:
+            import socket
+            return socket.sockaddr(self.addr)[2]
+        except Exception:
+            return 0
+
+    # -- timeouts ---------------------------------------------------------
+
+    def set_timeout(self, secs):
+        self.deadline = time.ticks_add(time.ticks_ms(), int(secs * 1000))
+
+    def timed_out(self):
+        log.info("%r: timed out", self)
+        self.role.timeout(self)
+
+    # -- poll mask --------------------------------------------------------
+
+    def update(self):
+        m = 0
+        if not self.rx_paused and self.role.wants_rx(self):
+            m = _POLLIN
+        if self.tx or self.want_write:
+            m |= _POLLOUT
+        if m != self.mask and not self.closed:
+            self.mask = m
+            self.ctx.poll.modify(self.sock, m)
+
+    def rx_flow_control(self, enable):
+        """Stop (False) or resume (True) reading from this connection."""
+        self.rx_paused = not enable
+        self.update()
+
+    def callback_on_writable(self):
+        """Ask for the role's writeable callback when the socket can take data."""
+        if not self.closed:
+            self.want_write = True
+            self.update()
+
+    # -- events -----------------------------------------------------------
+
+    def event(self, ev):
+        try:
+            if ev & _POLLOUT:
+                self._flush()
+                if not self.tx and self.want_write and not self.closed:
+                    self.want_write = False
+                    self.role.writable(self)
+            if ev & (_POLLIN | _POLLHUP) and not self.closed:
+                self.role.rx(self)
+            elif ev & _POLLERR:
+                self.close()
+                return
+            if not self.closed:
+                self.role.settle(self)
+                self.update()
+        except Exception as e:
+            log.exc(e, "%r: closing after error", self)
+            self.role.failed(self)
+
+    # -- tx ---------------------------------------------------------------
+
+    def send(self, data):
+        """Send bytes now; whatever the socket does not take is queued."""
+        if self.closed or not len(data):
+            return
+        if self.tx:
+            self.tx.append(bytes(data))
+            return
+        try:
+            n = self.sock.send(data)
+        except OSError as e:
+            if e.args[0] != _EAGAIN:
+                log.info("%r: send: %s", self, e)
+                self.close()
+                return
+            n = 0
+        if n is None:
+            n = 0
+        if n < len(data):
+            self.tx = [bytes(memoryview(data)[n:])]
+            self.update()
+
+    def _flush(self):
+        tx = self.tx
+        while tx:
+            d = tx[0]
+            try:
+                n = self.sock.send(d)
+            except OSError as e:
+                if e.args[0] == _EAGAIN:
+                    return
+                log.info("%r: send: %s", self, e)
+                self.close()
+                return
+            if n is None or n < len(d):
+                tx[0] = memoryview(d)[n or 0:]
+                return
+            tx.pop(0)
+        self.tx = None
+
+    @property
+    def tx_pending(self):
+        """Bytes queued and not yet taken by the socket."""
+        return sum(len(d) for d in self.tx) if self.tx else 0
+
+    # -- rx ---------------------------------------------------------------
+
+    def recv_into(self, mv):
+        """Read into mv; None if nothing is there, 0 at end of stream."""
+        try:
+            n = self.sock.readinto(mv)
+        except OSError as e:
+            if e.args[0] == _EAGAIN:
+                return None
+            log.info("%r: recv: %s", self, e)
+            return 0
+        return n
+
+    def ah_ready(self, ah):
+        """The header pool has a buffer for us at last."""
+        self.ah = ah
+        self.n = 0
+        self.update()
+
+    def release_ah(self):
+        if self.ah is not None:
+            ah = self.ah
+            self.ah = None
+            self.n = 0
+            self.ctx.ah_put(ah)
+
+    # -- close ------------------------------------------------------------
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.role.closed(self)
+        except Exception as e:
+            log.exc(e, "%r: close callback", self)
+        if self.f:
+            self.f.close()
+            self.f = None
+        self.release_ah()
+        self.ctx._closed(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.tx = None
+        log.debug("%r: closed", self)
+
+    # -- the HTTP response API (lws_add_http_header_* and friends) ----------
+
+    def respond(self, status=200, headers=None, body=None,
+                content_type="text/html", length=None):
+        """Send the response head; with body, the whole response.
+
+        Without body or length the body goes out chunked (HTTP/1.1) or
+        close-delimited (HTTP/1.0), piece by piece through write().
+        """
+        self.role.respond(self, status, headers, body, content_type, length)
+
+    def write(self, data):
+        """Send a piece of the response body."""
+        self.role.write(self, data)
+
+    def complete(self):
+        """The transaction is completed (lws_http_transaction_completed)."""
+        self.role.complete(self)
+
+    def send_error(self, status, msg=None, close=False):
+        """A short error page with status (lws_return_http_status)."""
+        self.role.send_error(self, status, msg, close)

@@ -1,0 +1,258 @@
+"""Context: vhosts, listen sockets, the header pool and the service loop."""
+import select
+import socket
+import time
+from . import log
+from .conn import Conn
+
+_POLLIN = const(1)
+_POLLOUT = const(4)
+_POLLERR = const(8)
+_POLLHUP = const(16)
+_EAGAIN = const(11)
+_TIMER_MS = const(250)
+_ACCEPT_BURST = const(8)
+
+
+class Vhost:
+    """A named server on a port, with its mounts and protocols."""
+
+    def __init__(self, name="default", port=7681, mounts=(), protocols=(),
+                 iface=None, **options):
+        self.name = name
+        self.port = port
+        self.iface = iface
+        self.protocols = list(protocols)
+        self.mounts = []
+        self.options = options
+        for m in mounts:
+            self.mount(m)
+
+    def mount(self, m):
+        """Add a mount; longer mountpoints are matched first."""
+        if isinstance(m, tuple):
+            from .mounts import Mount
+            m = Mount(*m)
+        self.mounts.append(m)
+        self.mounts.sort(key=lambda x: -len(x.mountpoint))
+        return m
+
+    def protocol(self, name):
+        for p in self.protocols:
+            if p.name == name:
+                return p
+        return None
+
+    def find_mount(self, path):
+        for m in self.mounts:
+            if m.matches(path):
+                return m
+        return None
+
+
+class Context:
+    """The lws context: owns every connection and runs the loop.
+
+    Limits are keyword arguments with lws's names and defaults.
+    """
+
+    #: network inactivity timeout, and the time a request head may take
+    timeout_secs = 20
+    #: idle time allowed between keep-alive requests
+    keepalive_timeout = 5
+    #: the largest request head (request line + headers) accepted
+    max_http_header_data = 4096
+    #: header buffers in use at once (lws default 16; 4 fits a board heap)
+    max_http_header_pool = 4
+    #: open connections; more wait in the listen backlog
+    max_connections = 64
+    #: bytes read from a file per write when serving mounts
+    file_chunk = 1460
+    #: listen(2) backlog
+    backlog = 16
+
+    def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
+                 log_level=None, **options):
+        for k in options:
+            if not hasattr(self, k):
+                raise ValueError("unknown option " + k)
+            setattr(self, k, options[k])
+        if log_level is not None:
+            log.set_level(log_level)
+        if vhosts is None:
+            vhosts = [Vhost(port=7681 if port is None else port,
+                            mounts=mounts, protocols=protocols)]
+        self.vhosts = list(vhosts)
+        self.poll = select.poll()
+        self.conns = {}
+        self._listen = {}
+        self._paused = False
+        self._ah_free = []
+        self._ah_count = 0
+        self._ah_wait = []
+        self._buf = None
+        self._stop = False
+        self._timer = time.ticks_ms()
+        for vh in self.vhosts:
+            self._bind(vh)
+
+    # -- listen sockets ------------------------------------------------
+
+    def _bind(self, vh):
+        for s, vhs in self._listen.items():
+            if vhs[0].port == vh.port and vhs[0].iface == vh.iface:
+                vhs.append(vh)
+                log.notice("vhost '%s' shares port %d", vh.name, vh.port)
+                return
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ai = socket.getaddrinfo(vh.iface or "0.0.0.0", vh.port, 0,
+                                socket.SOCK_STREAM)[0][-1]
+        s.bind(ai)
+        s.listen(self.backlog)
+        s.setblocking(False)
+        self._listen[s] = [vh]
+        self.poll.register(s, _POLLIN)
+        log.notice("vhost '%s' listening on port %d", vh.name, vh.port)
+
+    def _accept(self, ls):
+        vhosts = self._listen[ls]
+        for _ in range(_ACCEPT_BURST):
+            if len(self.conns) >= self.max_connections:
+                self._pause(True)
+                return
+            try:
+                s, addr = ls.accept()
+            except OSError as e:
+                if e.args[0] != _EAGAIN:
+                    log.warn("accept: %s", e)
+                return
+            s.setblocking(False)
+            try:
+                s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+            except OSError:
+                pass
+            c = Conn(self, s, addr, vhosts)
+            self.conns[s] = c
+            self.poll.register(s, 0)
+            c.start()
+
+    def _pause(self, on):
+        if on != self._paused:
+            self._paused = on
+            for s in self._listen:
+                self.poll.modify(s, 0 if on else _POLLIN)
+            log.info("accepting %s", "paused" if on else "resumed")
+
+    def _closed(self, c):
+        """A connection has gone: forget it, hand on its resources."""
+        s = c.sock
+        if s in self.conns:
+            del self.conns[s]
+            try:
+                self.poll.unregister(s)
+            except (OSError, KeyError):
+                pass
+        if c in self._ah_wait:
+            self._ah_wait.remove(c)
+        if self._paused and len(self.conns) < self.max_connections:
+            self._pause(False)
+
+    # -- the header pool (lws "ah") --------------------------------------
+
+    def ah_get(self, c):
+        """Give c a header buffer, or queue it and return None."""
+        if self._ah_free:
+            return self._ah_free.pop()
+        if self._ah_count < self.max_http_header_pool:
+            self._ah_count += 1
+            return bytearray(self.max_http_header_data)
+        if c not in self._ah_wait:
+            self._ah_wait.append(c)
+        return None
+
+    def ah_put(self, ah):
+        if self._ah_wait:
+            self._ah_wait.pop(0).ah_ready(ah)
+        else:
+            self._ah_free.append(ah)
+
+    @property
+    def ah_in_use(self):
+        return self._ah_count - len(self._ah_free)
+
+    def file_buf(self):
+        """The one buffer every connection reads files through."""
+        if self._buf is None:
+            self._buf = bytearray(self.file_chunk)
+        return self._buf
+
+    # -- the loop ---------------------------------------------------------
+
+    def service(self, timeout_ms=1000):
+        """Wait up to timeout_ms for events and handle them (lws_service).
+
+        Returns the number of events handled.
+        """
+        n = 0
+        conns = self.conns
+        for s, ev, *_ in self.poll.ipoll(timeout_ms):
+            n += 1
+            c = conns.get(s)
+            if c is None:
+                if s in self._listen:
+                    self._accept(s)
+                continue
+            c.event(ev)
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._timer) >= _TIMER_MS:
+            self._timer = now
+            for c in list(conns.values()):
+                if time.ticks_diff(now, c.deadline) >= 0:
+                    c.timed_out()
+        return n
+
+    def run(self):
+        """Serve until stop() or SIGINT (KeyboardInterrupt), then close all."""
+        log.notice("service loop running")
+        try:
+            while not self._stop:
+                self.service(_TIMER_MS)
+        except KeyboardInterrupt:
+            log.notice("interrupted")
+        finally:
+            self.close()
+
+    async def serve(self, idle_ms=5):
+        """Serve as an asyncio task beside the application's own tasks."""
+        import asyncio
+        try:
+            while not self._stop:
+                if not self.service(0):
+                    await asyncio.sleep_ms(idle_ms)
+                else:
+                    await asyncio.sleep_ms(0)
+        finally:
+            self.close()
+
+    def stop(self):
+        """Ask run() or serve() to return after the current step."""
+        self._stop = True
+
+    def close(self):
+        """Close every connection and listen socket."""
+        for c in list(self.conns.values()):
+            c.close()
+        for s in self._listen:
+            try:
+                self.poll.unregister(s)
+            except (OSError, KeyError):
+                pass
+            s.close()
+        self._listen = {}
+        log.notice("context closed")
+
+    def callback_on_writable_all_protocol(self, proto):
+        for c in self.conns.values():
+            if c.proto is proto:
+                c.callback_on_writable()

@@ -1,0 +1,80 @@
+"""lws-http-test: the test server's HTTP callback demo.
+
+GET  .../info          the request as JSON (method, path, query, headers)
+POST .../body          length and sha256 of the request body, as JSON
+GET  .../stream?n=&size=   n pieces of size bytes, chunked, sent as the
+                       socket drains (callback_on_writable)
+GET  .../heap          heap in use and free after a collection
+GET  .../crash         the callback raises: 500, the server goes on
+"""
+import gc
+import json
+from lws import Protocol
+
+_MAX_PIECE = const(4096)
+
+
+class HttpTest(Protocol):
+    name = "lws-http-test"
+
+    def new_user(self, conn):
+        return {}
+
+    def on_http(self, conn, req):
+        what = req.subpath.strip("/")
+        u = conn.user
+        if what == "info":
+            conn.respond(200, body=json.dumps({
+                "method": req.method, "path": req.path, "query": req.query,
+                "version": req.version, "headers": req.headers,
+                "subpath": req.subpath}), content_type="application/json")
+        elif what == "body":
+            import hashlib
+            u["h"] = hashlib.sha256()
+            u["n"] = 0
+        elif what == "stream":
+            a = req.args()
+            try:
+                u["left"] = int(a.get("n", "10"))
+                size = min(int(a.get("size", "100")), _MAX_PIECE)
+            except ValueError:
+                conn.send_error(400, "bad n or size")
+                return
+            u["piece"] = bytes((48 + i % 10 for i in range(size)))
+            conn.respond(200, content_type="text/plain")
+            conn.callback_on_writable()
+        elif what == "heap":
+            gc.collect()
+            conn.respond(200, body="%d %d\n" % (gc.mem_alloc(), gc.mem_free()),
+                         content_type="text/plain")
+        elif what == "crash":
+            raise RuntimeError("crash requested")
+        else:
+            conn.send_error(404)
+
+    def on_http_body(self, conn, data):
+        h = conn.user.get("h")
+        if h is not None:
+            h.update(data)
+            conn.user["n"] += len(data)
+
+    def on_http_body_completion(self, conn):
+        u = conn.user
+        if "h" in u:
+            import binascii
+            conn.respond(200, body=json.dumps({
+                "length": u["n"],
+                "sha256": binascii.hexlify(u.pop("h").digest()).decode()}),
+                content_type="application/json")
+        elif conn.req.method == "POST" and not conn.head_sent:
+            conn.send_error(404)
+
+    def on_http_writeable(self, conn):
+        u = conn.user
+        if u.get("left", 0) > 0:
+            u["left"] -= 1
+            conn.write(u["piece"])
+        if u.get("left", 0) > 0:
+            conn.callback_on_writable()
+        else:
+            conn.complete()

@@ -1,0 +1,59 @@
+"""The microlws test server (like libwebsockets-test-server)."""
+import sys
+
+_USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
+        [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]"""
+
+
+def _options(argv):
+    o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
+         "timeout": None, "pool": None, "header-data": None}
+    alias = {"-p": "port", "-i": "iface", "-d": "debug"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        k = alias.get(a, a[2:] if a.startswith("--") else None)
+        if k not in o or i + 1 >= len(argv):
+            print(_USAGE)
+            sys.exit(1 if a not in ("-h", "--help") else 0)
+        o[k] = argv[i + 1]
+        i += 2
+    return o
+
+
+def _here():
+    f = __file__ if "__file__" in globals() else ""
+    i = f.rfind("/")
+    return f[:i] if i >= 0 else "."
+
+
+def main(argv=None):
+    import lws
+    from lws import log
+    from lws.plugins.http_test import HttpTest
+    o = _options(sys.argv[1:] if argv is None else argv)
+    if o["debug"] is not None:
+        log.set_level(int(o["debug"]))
+    opts = {}
+    if o["timeout"] is not None:
+        opts["timeout_secs"] = float(o["timeout"])
+    if o["pool"] is not None:
+        opts["max_http_header_pool"] = int(o["pool"])
+    if o["header-data"] is not None:
+        opts["max_http_header_data"] = int(o["header-data"])
+    if o["docroot"]:
+        mounts = [lws.Mount("/", "file://" + o["docroot"])]
+        protocols = []
+    else:
+        mounts = [lws.Mount("/", "file://" + _here() + "/www"),
+                  lws.Mount("/t", "callback://lws-http-test")]
+        protocols = [HttpTest()]
+    vh = lws.Vhost("localhost", int(o["port"]), mounts, protocols,
+                   iface=o["iface"])
+    ctx = lws.Context([vh], **opts)
+    log.notice("microlws test server on http://localhost:%s/", o["port"])
+    ctx.run()
+
+
+if __name__ == "__main__":
+    main()

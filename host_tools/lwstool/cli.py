@@ -1,0 +1,61 @@
+"""lwstool command line: a thin layer over the lwstool Python API."""
+import argparse
+import sys
+
+from .errors import LwsToolError
+
+
+def _serve(args):
+    from . import unixport
+    return unixport.serve(heap=args.heap, port=args.port,
+                          docroot=args.docroot, debug=args.debug,
+                          timeout=args.timeout, iface=args.iface)
+
+
+def _serve_parser(p):
+    p.add_argument("--port", "-P", type=int, default=7681)
+    p.add_argument("--docroot", help="serve this folder at / instead of "
+                   "the test page")
+    p.add_argument("--heap", help="run under -X heapsize=HEAP, e.g. 64K")
+    p.add_argument("-d", "--debug", type=int,
+                   help="log level bitmask (1 err, 2 warn, 4 notice, "
+                   "8 info, 16 debug)")
+    p.add_argument("--timeout", type=float, help="timeout_secs")
+    p.add_argument("--iface", help="address to listen on")
+
+
+# name: (handler, parser builder, help)
+COMMANDS = {
+    "serve": (_serve, _serve_parser,
+              "run the test server on the MicroPython unix port"),
+}
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="lwstool", description=__doc__)
+    ap.add_argument("--version", action="store_true")
+    sub = ap.add_subparsers(dest="cmd")
+    for name, (_, build, helptext) in COMMANDS.items():
+        build(sub.add_parser(name, help=helptext))
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.version:
+        from . import __version__
+        print("lwstool", __version__)
+        return 0
+    if not args.cmd:
+        ap.print_help()
+        return 1
+    try:
+        return COMMANDS[args.cmd][0](args) or 0
+    except LwsToolError as e:
+        print("lwstool: %s" % e, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+class LwsToolError(Exception):
+    """The one error type the CLI prints as 'lwstool: <message>'."""
