@@ -7,7 +7,7 @@ _REQ = const(1)      # a request is being served (body in, response out)
 _CLOSING = const(2)  # last bytes going out, then close
 _LINGER = const(3)   # all sent: wait briefly for the peer to close
 
-_LINGER_MS = const(2000)
+_LINGER_MS = const(1000)
 _MAX_CHUNK_LINE = const(64)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
@@ -254,7 +254,8 @@ class Http:
     def rx(self, c):
         st = c.state
         if st >= _CLOSING:
-            self._drain(c)
+            if self._drain(c) and st == _LINGER:
+                c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
             return
         if c.ah is None:
             ah = c.ctx.ah_get(c)
@@ -284,10 +285,18 @@ class Http:
             self.send_error(c, e.args[0], e.args[1], True)
 
     def _drain(self, c):
+        """Read and drop what a closing peer still sends; True if it sent."""
         buf = c.ctx.file_buf()
-        n = c.recv_into(buf)
-        if n == 0:
-            c.close()
+        got = False
+        for _ in range(16):
+            n = c.recv_into(buf)
+            if n is None:
+                return got
+            if n == 0:
+                c.close()
+                return got
+            got = True
+        return got
 
     def _consume(self, c, k):
         ah = c.ah
@@ -520,8 +529,14 @@ class Http:
             st = c.state
             if st == _CLOSING:
                 if not c.tx:
-                    c.state = _LINGER
-                    c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
+                    # unread input would turn our close into a reset that
+                    # can destroy the response in flight: linger only then
+                    if self._drain(c):
+                        c.state = _LINGER
+                        c.deadline = time.ticks_add(time.ticks_ms(),
+                                                    _LINGER_MS)
+                    else:
+                        c.close()
                 return
             if st == _LINGER:
                 return

@@ -1,0 +1,166 @@
+"""Fixtures: the firmware runs on the MicroPython unix port, as a child."""
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "host_tools"))
+
+from lwstool import unixport  # noqa: E402
+
+FIRMWARE = REPO / "firmware"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never opened" % port)
+
+
+class Server:
+    """A firmware process on the unix port, its log in a file."""
+
+    def __init__(self, proc, port, log):
+        self.proc = proc
+        self.port = port
+        self.logpath = log
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def log(self):
+        return self.logpath.read_text(errors="replace")
+
+    def conn(self, timeout=5):
+        return http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
+
+    def get(self, path, headers=None, method="GET", body=None):
+        c = self.conn()
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            c.close()
+
+    def raw(self, data, timeout=5, read=True):
+        """Send bytes on a new connection, return all bytes until close."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=timeout) as s:
+            s.sendall(data)
+            if not read:
+                return b""
+            return recv_all(s)
+
+    def alive(self):
+        """A good request from another client is still served."""
+        assert self.proc.poll() is None, "server died:\n" + self.log()
+        st, _, body = self.get("/t/info" if self.has_t else "/")
+        assert st == 200
+        return True
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def recv_all(s, limit=1 << 24):
+    out = b""
+    while len(out) < limit:
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        out += d
+    return out
+
+
+def start(tmp_path, script=None, args=(), heap=None, env=None,
+          wait=True, path=None):
+    """Start a firmware script (default: the test server) on a free port."""
+    port = free_port()
+    log = tmp_path / ("server-%d.log" % port)
+    if script is None:
+        script = FIRMWARE / "test_server.py"
+    argv = unixport.command(script, [str(a).replace("{port}", str(port))
+                                     for a in args], heap)
+    if script == FIRMWARE / "test_server.py":
+        argv += ["-p", str(port)]
+    e = unixport.environment(path)
+    if env:
+        e.update(env)
+    f = open(log, "wb")
+    proc = subprocess.Popen(argv, env=e, stdout=f, stderr=subprocess.STDOUT,
+                            cwd=str(tmp_path))
+    srv = Server(proc, port, log)
+    srv.has_t = "--docroot" not in [str(a) for a in args]
+    if wait:
+        try:
+            wait_port(port, proc)
+        except RuntimeError:
+            srv.stop()
+            raise RuntimeError("server did not start:\n" + srv.log())
+    return srv
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def make(*args, **kw):
+        s = start(tmp_path, *args, **kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The test server with a short timeout, shared by a module's tests."""
+    s = start(tmp_path_factory.mktemp("srv"), args=["--timeout", "3"])
+    yield s
+    s.stop()
+
+
+def run_mpy(code, timeout=30, heap=None, cwd=None):
+    """Run a MicroPython snippet with the firmware on its path."""
+    argv = [unixport.micropython()]
+    if heap:
+        argv += ["-X", "heapsize=%s" % heap]
+    argv += ["-c", code]
+    return subprocess.run(argv, env=unixport.environment(), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+os.environ.setdefault("MICROPYTHON", unixport.micropython())

@@ -1,0 +1,188 @@
+"""Bad input gets a clear status and the server keeps serving others."""
+import socket
+import time
+
+import pytest
+
+from conftest import recv_all
+
+BAD = [
+    # (name, request bytes, expected status)
+    ("garbage line", b"HELLO\r\n\r\n", 400),
+    ("two spaces", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("no version", b"GET /\r\nHost: x\r\n\r\n", 400),
+    ("bad version text", b"GET / HTTX/1.1\r\nHost: x\r\n\r\n", 400),
+    ("lower-case version", b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
+    ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("HTTP/3.0", b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505),
+    ("unknown method", b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    ("lower-case method", b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    ("method not a token", b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("relative target", b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("control byte in target", b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("no Host in 1.1", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("header without colon",
+     b"GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400),
+    ("space before colon",
+     b"GET / HTTP/1.1\r\nHost: x\r\nFoo : bar\r\n\r\n", 400),
+    ("tab before colon",
+     b"GET / HTTP/1.1\r\nHost: x\r\nFoo\t: bar\r\n\r\n", 400),
+    ("empty header name", b"GET / HTTP/1.1\r\nHost: x\r\n: bar\r\n\r\n", 400),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\r\n  b\r\n\r\n", 400),
+    ("NUL in value", b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x00b\r\n\r\n", 400),
+    ("control in value", b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x07b\r\n\r\n",
+     400),
+    ("DEL in value", b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x7fb\r\n\r\n", 400),
+    ("bare CR in value", b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\rb\r\n\r\n",
+     400),
+    ("CL and TE", b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("two different CLs", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    ("CL list differs", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: 5, 6\r\n\r\nhello!", 400),
+    ("negative CL", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: -1\r\n\r\n", 400),
+    ("CL with plus", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: +5\r\n\r\nhello", 400),
+    ("unknown TE", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    ("chunked not last", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    ("bad chunk size", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk longer than size", b"POST /t/body HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n", 400),
+    ("TE in HTTP/1.0", b"POST /t/body HTTP/1.0\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+]
+
+
+def status_of(data):
+    assert data.startswith(b"HTTP/1.1 "), data[:200]
+    return int(data[9:12])
+
+
+@pytest.mark.parametrize("name,req,status", BAD, ids=[b[0] for b in BAD])
+def test_bad_request(server, name, req, status):
+    data = server.raw(req)
+    assert status_of(data) == status
+    head = data.partition(b"\r\n\r\n")[0]
+    assert b"Connection: close" in head
+    assert server.alive()
+
+
+def test_header_too_large_431(server):
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n"
+    assert status_of(server.raw(req)) == 431
+    assert server.alive()
+
+
+def test_many_headers_too_large_431(server):
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-H%d: %s\r\n" % (i, b"v" * 60) for i in range(100)) + b"\r\n"
+    assert status_of(server.raw(req)) == 431
+    assert server.alive()
+
+
+def test_request_line_too_long_414(server):
+    req = b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert status_of(server.raw(req)) == 414
+    assert server.alive()
+
+
+def test_just_under_the_limit_is_served(server):
+    pad = 4096 - len(b"GET /t/info HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n")
+    req = b"GET /t/info HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * pad + b"\r\n\r\n"
+    assert len(req) == 4096
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(req)
+        assert s.recv(12) == b"HTTP/1.1 200"
+
+
+def test_random_bytes(server):
+    import os
+    for i in range(5):
+        data = server.raw(os.urandom(3000) + b"\r\n\r\n")
+        assert data == b"" or status_of(data) in (400, 414, 431, 501, 505)
+    assert server.alive()
+
+
+def test_client_closes_mid_head(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHo")
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+    assert server.alive()
+
+
+def test_slowloris_cut_off_others_served(server):
+    """server fixture: --timeout 3. A client trickling its head is cut off
+    within about that time, while others are served meanwhile."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    t0 = time.monotonic()
+    closed_at = None
+    try:
+        for ch in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 100:
+            try:
+                s.send(bytes([ch]))
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            s.settimeout(0.25)
+            try:
+                d = s.recv(100)
+                if d is not None:
+                    closed_at = time.monotonic()
+                    assert d == b"" or d.startswith(b"HTTP/1.1 408")
+                    break
+            except socket.timeout:
+                pass
+            assert server.alive()
+            if time.monotonic() - t0 > 8:
+                break
+    finally:
+        s.close()
+    assert closed_at is not None, "slow client never cut off"
+    assert 2.5 <= closed_at - t0 <= 5
+
+
+def test_idle_connection_times_out(server_factory):
+    srv = server_factory(args=["--timeout", "1"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        t0 = time.monotonic()
+        assert recv_all(s) == b""
+        assert 0.8 <= time.monotonic() - t0 <= 3
+    assert srv.alive()
+
+
+def test_body_never_arrives_times_out(server_factory):
+    srv = server_factory(args=["--timeout", "1"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        t0 = time.monotonic()
+        recv_all(s)
+        assert time.monotonic() - t0 <= 3
+    assert srv.alive()
+
+
+def test_header_pool_full_new_connections_wait(server_factory):
+    """max_http_header_pool=1: a client holding the only header buffer with
+    a half-sent head makes others wait, not fail; they are served after."""
+    srv = server_factory(args=["--pool", "1", "--timeout", "5"])
+    hog = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    hog.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    waiter = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    waiter.sendall(b"GET /t/info?w=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    waiter.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        waiter.recv(100)  # still waiting for the buffer
+    hog.sendall(b"Connection: close\r\n\r\n")
+    assert recv_all(hog).startswith(b"HTTP/1.1 200")
+    waiter.settimeout(5)
+    data = recv_all(waiter)
+    assert data.startswith(b"HTTP/1.1 200") and b"w=1" in data
+    hog.close()
+    waiter.close()
