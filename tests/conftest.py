@@ -104,9 +104,9 @@ def recv_all(s, limit=1 << 24):
 
 
 def start(tmp_path, script=None, args=(), heap=None, env=None,
-          wait=True, path=None):
+          wait=True, path=None, port=None):
     """Start a firmware script (default: the test server) on a free port."""
-    port = free_port()
+    port = port or free_port()
     log = tmp_path / ("server-%d.log" % port)
     if script is None:
         script = FIRMWARE / "test_server.py"

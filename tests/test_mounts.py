@@ -34,7 +34,7 @@ def site(tmp_path_factory):
 def docsrv(site, tmp_path_factory):
     from conftest import start
     # a small heap: a 3 MiB file can only be served by streaming it
-    s = start(tmp_path_factory.mktemp("docsrv"), heap="96K",
+    s = start(tmp_path_factory.mktemp("docsrv"), heap="256K",
               args=["--docroot", str(site / "site")])
     yield s
     s.stop()

@@ -10,65 +10,48 @@ _EAGAIN = const(11)
 
 
 class Conn:
-    """A connection (lws "wsi"). The role does the protocol work.
+    """A connection (lws "wsi"); its role does the protocol work.
 
-    User data for the connection's protocol lives in `user`.
+    Attributes that are usually at their default live on the class, so an
+    idle connection costs only the few it has set itself.
     """
 
-    def __init__(self, ctx, sock, addr, vhosts):
-        from .roles import http
+    #: per-connection data of the protocol (lws per_session_data)
+    user = None
+    #: the protocol (or mount handler) serving the connection
+    proto = None
+    #: the request being served (HTTP role)
+    req = None
+    ah = None
+    n = 0
+    tx = None
+    mask = 0
+    want_write = False
+    rx_paused = False
+    closed = False
+
+    def __init__(self, ctx, sock, addr, vhosts, role):
         self.ctx = ctx
         self.sock = sock
         self.addr = addr
         self.vhosts = vhosts
-        self.vhost = vhosts[0]
-        self.role = http.ROLE
-        self.proto = None
-        self.user = None
-        self.mount = None
-        self.req = None
-        self.ah = None
-        self.n = 0
+        self.role = role
         self.state = 0
-        self.tx = None
-        self.mask = 0
-        self.want_write = False
-        self.rx_paused = False
         self.deadline = 0
-        self.closed = False
-        # role scratch: body/response bookkeeping
-        self.handler = None
-        self.done = False
-        self.head_sent = False
-        self.body_done = False
-        self.keepalive = False
-        self.remaining = 0
-        self.chunked = None
-        self.out_chunked = False
-        self.out_left = -1
-        self.f = None
-
-    def start(self):
-        self.role.start(self)
 
     def __repr__(self):
-        return "<conn %s:%d>" % (self.peer(), self.addr_port())
-
-    def peer(self):
-        """The peer's address as text."""
+        """'<conn 127.0.0.1:40000>', the peer's address."""
         try:
             import socket
             a = socket.sockaddr(self.addr)
-            return socket.inet_ntop(a[0], a[1])
+            return "<conn %s:%d>" % (socket.inet_ntop(a[0], a[1]), a[2])
         except Exception:
-            return "?"
+            return "<conn>"
 
-    def addr_port(self):
-        try:
-            import socket
-            return socket.sockaddr(self.addr)[2]
-        except Exception:
-            return 0
+    @property
+    def vhost(self):
+        r = self.req
+        return r.vhost if r is not None else self.vhosts[0]
 
     # -- timeouts ---------------------------------------------------------
 
@@ -97,7 +80,7 @@ class Conn:
         self.update()
 
     def callback_on_writable(self):
-        """Ask for the role's writeable callback when the socket can take data."""
+        """Ask for the writeable callback when the socket can take data."""
         if not self.closed:
             self.want_write = True
             self.update()
@@ -107,7 +90,8 @@ class Conn:
     def event(self, ev):
         try:
             if ev & _POLLOUT:
-                self._flush()
+                if self.tx:
+                    self._flush()
                 if not self.tx and self.want_write and not self.closed:
                     self.want_write = False
                     self.role.writable(self)
@@ -120,13 +104,19 @@ class Conn:
                 self.role.settle(self)
                 self.update()
         except Exception as e:
-            log.exc(e, "%r: closing after error", self)
-            self.role.failed(self)
+            if isinstance(e, MemoryError):
+                import gc
+                gc.collect()
+            try:
+                log.exc(e, "%r: closing after error", self)
+                self.role.failed(self)
+            except Exception:
+                self.close()
 
     # -- tx ---------------------------------------------------------------
 
     def send(self, data):
-        """Send bytes now; whatever the socket does not take is queued."""
+        """Send bytes now; what the socket does not take is queued (copied)."""
         if self.closed or not len(data):
             return
         if self.tx:
@@ -164,23 +154,17 @@ class Conn:
             tx.pop(0)
         self.tx = None
 
-    @property
-    def tx_pending(self):
-        """Bytes queued and not yet taken by the socket."""
-        return sum(len(d) for d in self.tx) if self.tx else 0
-
     # -- rx ---------------------------------------------------------------
 
     def recv_into(self, mv):
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
-            n = self.sock.readinto(mv)
+            return self.sock.readinto(mv)
         except OSError as e:
             if e.args[0] == _EAGAIN:
                 return None
             log.info("%r: recv: %s", self, e)
             return 0
-        return n
 
     def ah_ready(self, ah):
         """The header pool has a buffer for us at last."""
@@ -189,8 +173,8 @@ class Conn:
         self.update()
 
     def release_ah(self):
-        if self.ah is not None:
-            ah = self.ah
+        ah = self.ah
+        if ah is not None:
             self.ah = None
             self.n = 0
             self.ctx.ah_put(ah)
@@ -205,9 +189,6 @@ class Conn:
             self.role.closed(self)
         except Exception as e:
             log.exc(e, "%r: close callback", self)
-        if self.f:
-            self.f.close()
-            self.f = None
         self.release_ah()
         self.ctx._closed(self)
         try:
@@ -217,7 +198,7 @@ class Conn:
         self.tx = None
         log.debug("%r: closed", self)
 
-    # -- the HTTP response API (lws_add_http_header_* and friends) ----------
+    # -- the HTTP response API (lws_add_http_header_* and friends) ---------
 
     def respond(self, status=200, headers=None, body=None,
                 content_type="text/html", length=None):
@@ -237,5 +218,5 @@ class Conn:
         self.role.complete(self)
 
     def send_error(self, status, msg=None, close=False):
-        """A short error page with status (lws_return_http_status)."""
+        """A short error page (lws_return_http_status)."""
         self.role.send_error(self, status, msg, close)

@@ -1,9 +1,11 @@
 """Context: vhosts, listen sockets, the header pool and the service loop."""
+import gc
 import select
 import socket
 import time
 from . import log
 from .conn import Conn
+from .roles import http
 
 _POLLIN = const(1)
 _POLLOUT = const(4)
@@ -30,12 +32,8 @@ class Vhost:
 
     def mount(self, m):
         """Add a mount; longer mountpoints are matched first."""
-        if isinstance(m, tuple):
-            from .mounts import Mount
-            m = Mount(*m)
         self.mounts.append(m)
         self.mounts.sort(key=lambda x: -len(x.mountpoint))
-        return m
 
     def protocol(self, name):
         for p in self.protocols:
@@ -93,6 +91,10 @@ class Context:
         self._buf = None
         self._stop = False
         self._timer = time.ticks_ms()
+        # the buffers every server needs, taken while the heap is whole
+        self._buf = bytearray(self.file_chunk)
+        self._ah_free.append(bytearray(self.max_http_header_data))
+        self._ah_count = 1
         for vh in self.vhosts:
             self._bind(vh)
 
@@ -132,10 +134,18 @@ class Context:
                 s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
             except OSError:
                 pass
-            c = Conn(self, s, addr, vhosts)
-            self.conns[s] = c
-            self.poll.register(s, 0)
-            c.start()
+            try:
+                c = Conn(self, s, addr, vhosts, http.ROLE)
+                self.conns[s] = c
+                self.poll.register(s, 0)
+                c.role.start(c)
+            except MemoryError:
+                # a full heap refuses this one connection, nothing else
+                self.conns.pop(s, None)
+                s.close()
+                gc.collect()
+                log.warn("heap full: connection refused")
+                return
 
     def _pause(self, on):
         if on != self._paused:
@@ -165,8 +175,14 @@ class Context:
         if self._ah_free:
             return self._ah_free.pop()
         if self._ah_count < self.max_http_header_pool:
-            self._ah_count += 1
-            return bytearray(self.max_http_header_data)
+            try:
+                ah = bytearray(self.max_http_header_data)
+                self._ah_count += 1
+                return ah
+            except MemoryError:
+                # the heap allows no more: wait like a full pool
+                gc.collect()
+                log.info("heap full: waiting for a header buffer")
         if c not in self._ah_wait:
             self._ah_wait.append(c)
         return None
@@ -177,14 +193,8 @@ class Context:
         else:
             self._ah_free.append(ah)
 
-    @property
-    def ah_in_use(self):
-        return self._ah_count - len(self._ah_free)
-
     def file_buf(self):
         """The one buffer every connection reads files through."""
-        if self._buf is None:
-            self._buf = bytearray(self.file_chunk)
         return self._buf
 
     # -- the loop ---------------------------------------------------------
@@ -223,17 +233,11 @@ class Context:
         finally:
             self.close()
 
-    async def serve(self, idle_ms=5):
-        """Serve as an asyncio task beside the application's own tasks."""
-        import asyncio
-        try:
-            while not self._stop:
-                if not self.service(0):
-                    await asyncio.sleep_ms(idle_ms)
-                else:
-                    await asyncio.sleep_ms(0)
-        finally:
-            self.close()
+    def serve(self, idle_ms=5):
+        """A coroutine serving as an asyncio task beside the application's
+        own: asyncio.create_task(ctx.serve())."""
+        from .aio import serve
+        return serve(self, idle_ms)
 
     def stop(self):
         """Ask run() or serve() to return after the current step."""
@@ -242,7 +246,10 @@ class Context:
     def close(self):
         """Close every connection and listen socket."""
         for c in list(self.conns.values()):
-            c.close()
+            try:
+                c.close()
+            except Exception:
+                pass
         for s in self._listen:
             try:
                 self.poll.unregister(s)

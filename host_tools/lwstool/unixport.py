@@ -49,7 +49,7 @@ def command(script, args=(), heap=None, path=None):
 def environment(path=None):
     """Environment with MICROPYPATH pointing at the firmware (or path)."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = str(path or FIRMWARE)
+    env["MICROPYPATH"] = ".frozen:" + str(path or FIRMWARE)
     return env
 
 

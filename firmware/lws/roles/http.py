@@ -5,36 +5,40 @@ from .. import log
 _HEAD = const(0)     # waiting for a request head
 _REQ = const(1)      # a request is being served (body in, response out)
 _CLOSING = const(2)  # last bytes going out, then close
-_LINGER = const(3)   # all sent: wait briefly for the peer to close
+_LINGER = const(3)   # all sent, input still arriving: drain, then close
 
 _LINGER_MS = const(1000)
-_MAX_CHUNK_LINE = const(64)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 
-REASONS = {
-    100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created",
-    204: "No Content", 206: "Partial Content", 301: "Moved Permanently",
-    302: "Found", 304: "Not Modified", 307: "Temporary Redirect",
-    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 411: "Length Required",
-    413: "Content Too Large", 414: "URI Too Long",
-    416: "Range Not Satisfiable", 426: "Upgrade Required",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
+# one constant instead of a dict of strings: less heap
+_REASONS = (b"\n100 Continue\n101 Switching Protocols\n200 OK\n201 Created\n"
+            b"204 No Content\n206 Partial Content\n301 Moved Permanently\n"
+            b"302 Found\n304 Not Modified\n307 Temporary Redirect\n"
+            b"308 Permanent Redirect\n400 Bad Request\n401 Unauthorized\n"
+            b"403 Forbidden\n404 Not Found\n405 Method Not Allowed\n"
+            b"408 Request Timeout\n411 Length Required\n"
+            b"413 Content Too Large\n414 URI Too Long\n"
+            b"416 Range Not Satisfiable\n426 Upgrade Required\n"
+            b"431 Request Header Fields Too Large\n"
+            b"500 Internal Server Error\n501 Not Implemented\n"
+            b"503 Service Unavailable\n505 HTTP Version Not Supported\n")
 
-# RFC 7230 tchar
-_TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# RFC 7230 tchar, as a 256-entry table
 _TOK = bytearray(256)
-for _c in _TCHARS:
+for _c in b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
     _TOK[_c] = 1
 
 
+def reason(status):
+    i = _REASONS.find(b"\n%d " % status)
+    if i < 0:
+        return "Unknown"
+    return _REASONS[i + 5:_REASONS.find(b"\n", i + 1)].decode()
+
+
 class HttpError(Exception):
-    """A request that gets an error status and a closed connection."""
+    """A request answered with an error status (args: status, message)."""
 
 
 def _is_token(b):
@@ -48,9 +52,7 @@ def _is_token(b):
 
 def _bad_value(v):
     """True if a header value holds a control byte other than HTAB."""
-    if not v:
-        return False
-    if min(v) < 32:
+    if v and min(v) < 32:
         for c in v:
             if c < 32 and c != 9:
                 return True
@@ -62,7 +64,7 @@ _date_t = 0
 
 
 def http_date(t=None):
-    """RFC 7231 IMF-fixdate, or None when the clock was never set."""
+    """RFC 7231 IMF-fixdate, or None while the clock was never set."""
     global _date, _date_t
     now = t is None
     if now:
@@ -70,20 +72,34 @@ def http_date(t=None):
         if t == _date_t:
             return _date
     g = time.gmtime(t)
-    if g[0] < 2020:
-        d = None
-    else:
+    d = None
+    if g[0] >= 2020:
         d = "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-            ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[g[6]], g[2],
-            ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
-             "Oct", "Nov", "Dec")[g[1] - 1], g[0], g[3], g[4], g[5])
+            "MonTueWedThuFriSatSun"[g[6] * 3:g[6] * 3 + 3], g[2],
+            "JanFebMarAprMayJunJulAugSepOctNovDec"[g[1] * 3 - 3:g[1] * 3],
+            g[0], g[3], g[4], g[5])
     if now:
         _date, _date_t = d, t
     return d
 
 
 class Request:
-    """A parsed request head. Header names are lower case."""
+    """A request and its transaction state. Header names are lower case."""
+
+    #: the part of the path after the mountpoint (lws "in")
+    subpath = "/"
+    vhost = None
+    mount = None
+    handler = None
+    keepalive = True
+    remaining = 0
+    chunked = None
+    head_sent = False
+    done = False
+    body_done = False
+    out_chunked = False
+    out_left = -1
+    f = None
 
     def __init__(self, method, target, version, headers):
         self.method = method
@@ -95,19 +111,11 @@ class Request:
             self.path, self.query = target, ""
         else:
             self.path, self.query = target[:q], target[q + 1:]
-        #: the part of the path after the mountpoint (lws "in")
-        self.subpath = self.path
-
-    def header(self, name, default=None):
-        return self.headers.get(name, default)
 
     def args(self):
         """The query string as a dict (urldecoded)."""
         from ..util import parse_qs
         return parse_qs(self.query)
-
-    def __repr__(self):
-        return "<%s %s>" % (self.method, self.target)
 
 
 def parse_head(head):
@@ -117,17 +125,17 @@ def parse_head(head):
     """
     lines = head.split(b"\n")
     line = lines[0]
-    if line.endswith(b"\r"):
+    if line[-1:] == b"\r":
         line = line[:-1]
     parts = line.split(b" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HttpError(400, "malformed request line")
     m, target, ver = parts
-    if (len(ver) == 8 and ver.startswith(b"HTTP/") and ver[6] == 46
+    if (len(ver) == 8 and ver[:5] == b"HTTP/" and ver[6] == 46
             and 48 <= ver[5] <= 57 and 48 <= ver[7] <= 57):
         if ver[5] != 49:
             raise HttpError(505, "HTTP version not supported")
-    elif ver.startswith(b"HTTP/") and ver[5:6].isdigit():
+    elif ver[:5] == b"HTTP/" and ver[5:6].isdigit():
         raise HttpError(505, "HTTP version not supported")
     else:
         raise HttpError(400, "bad HTTP version")
@@ -139,20 +147,21 @@ def parse_head(head):
     if min(target) <= 32 or max(target) >= 127 or b"#" in target:
         raise HttpError(400, "bad request target")
     target = target.decode()
-    host_from_target = None
+    host = None
     if target[0] != "/":
         if target == "*" and method == "OPTIONS":
             pass
         elif target.startswith("http://") or target.startswith("https://"):
+            # absolute-form: its authority replaces Host (RFC 7230 5.4)
             rest = target[target.find("//") + 2:]
             i = rest.find("/")
-            host_from_target = rest if i < 0 else rest[:i]
+            host = rest if i < 0 else rest[:i]
             target = "/" if i < 0 else rest[i:]
         else:
             raise HttpError(400, "bad request target")
     headers = {}
     for line in lines[1:]:
-        if line.endswith(b"\r"):
+        if line[-1:] == b"\r":
             line = line[:-1]
         if not line:
             continue
@@ -179,8 +188,8 @@ def parse_head(head):
             v = old + ", " + v
         headers[name] = v
     version = ver.decode()
-    if host_from_target is not None:
-        headers["host"] = host_from_target
+    if host is not None:
+        headers["host"] = host
     host = headers.get("host")
     if host is None:
         if version != "HTTP/1.0":
@@ -190,13 +199,11 @@ def parse_head(head):
     return Request(method, target, version, headers)
 
 
-def _body_framing(c, req):
-    """Set up reading the body: Content-Length or chunked, never both."""
+def _framing(req):
+    """How the body is delimited: Content-Length or chunked, never both."""
     h = req.headers
     te = h.get("transfer-encoding")
     cl = h.get("content-length")
-    c.remaining = 0
-    c.chunked = None
     if te is not None:
         if cl is not None:
             raise HttpError(400, "both Content-Length and Transfer-Encoding")
@@ -209,26 +216,28 @@ def _body_framing(c, req):
             raise HttpError(501, "transfer coding not implemented")
         if len(codings) > 1:
             raise HttpError(501, "transfer coding not implemented")
-        c.chunked = [0, 0]
+        from .chunked import Dechunk
+        req.chunked = Dechunk()
     elif cl is not None:
-        vals = [x.strip() for x in cl.split(",")]
+        vals = cl.split(",")
+        v0 = vals[0].strip()
         for v in vals:
-            if not v.isdigit() or v != vals[0] or len(v) > 15:
+            v = v.strip()
+            if not v.isdigit() or v != v0 or len(v) > 15:
                 raise HttpError(400, "bad Content-Length")
-        c.remaining = int(vals[0])
+        req.remaining = int(v0)
 
 
-def _host_vhost(c, req):
-    vhs = c.vhosts
-    if len(vhs) > 1:
+def _pick_vhost(vhosts, req):
+    if len(vhosts) > 1:
         host = req.headers.get("host", "")
         i = host.rfind(":")
         if i > 0 and host[i + 1:].isdigit():
             host = host[:i]
-        for vh in vhs:
+        for vh in vhosts:
             if vh.name == host:
                 return vh
-    return vhs[0]
+    return vhosts[0]
 
 
 class Http:
@@ -246,7 +255,8 @@ class Http:
         if st == _HEAD:
             return c.ah is not None or c not in c.ctx._ah_wait
         if st == _REQ:
-            return c.remaining > 0 or c.chunked is not None
+            r = c.req
+            return r.remaining > 0 or r.chunked is not None
         return True  # closing: drain what the peer still sends
 
     # -- reading --------------------------------------------------------
@@ -261,7 +271,6 @@ class Http:
             ah = c.ctx.ah_get(c)
             if ah is None:
                 log.debug("%r: waiting for a header buffer", c)
-                c.update()
                 return
             c.ah = ah
             c.n = 0
@@ -283,6 +292,10 @@ class Http:
                 self._body(c)
         except HttpError as e:
             self.send_error(c, e.args[0], e.args[1], True)
+        r = c.req
+        if (c.state == _REQ and not c.n and not r.remaining
+                and r.chunked is None):
+            c.release_ah()  # the pool's buffer is not needed to answer
 
     def _drain(self, c):
         """Read and drop what a closing peer still sends; True if it sent."""
@@ -291,10 +304,10 @@ class Http:
         for _ in range(16):
             n = c.recv_into(buf)
             if n is None:
-                return got
+                break
             if n == 0:
                 c.close()
-                return got
+                break
             got = True
         return got
 
@@ -308,17 +321,17 @@ class Http:
     def _head(self, c, start):
         ah = c.ah
         n = c.n
-        # RFC 7230 3.5: ignore empty lines before the request line
-        i = 0
-        while i < n and ah[i] in (13, 10):
-            i += 1
-        if i:
+        if ah[0] in (13, 10):
+            # RFC 7230 3.5: ignore empty lines before the request line
+            i = 0
+            while i < n and ah[i] in (13, 10):
+                i += 1
             self._consume(c, i)
             n = c.n
             start = 0
         e = ah.find(b"\n\r\n", start, n)
         e2 = ah.find(b"\n\n", start, n)
-        if e < 0 or (0 <= e2 < e):
+        if e < 0 or 0 <= e2 < e:
             e, end = e2, e2 + 2
         else:
             end = e + 3
@@ -328,181 +341,139 @@ class Http:
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
             return
-        if b"\x00" in memoryview(ah)[:e]:
+        head = bytes(memoryview(ah)[:e])
+        if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
-        req = parse_head(bytes(memoryview(ah)[:e]))
+        req = parse_head(head)
         self._consume(c, end)
         self._request(c, req)
 
     def _request(self, c, req):
         c.req = req
         c.state = _REQ
-        c.done = False
-        c.head_sent = False
-        c.body_done = False
-        c.out_chunked = False
         c.set_timeout(c.ctx.timeout_secs)
-        conn_tok = req.headers.get("connection", "").lower()
-        if req.version == "HTTP/1.0":
-            c.keepalive = "keep-alive" in conn_tok
-        else:
-            c.keepalive = "close" not in conn_tok
-        _body_framing(c, req)
+        conn_tok = req.headers.get("connection")
+        if conn_tok is not None:
+            conn_tok = conn_tok.lower()
+            if req.version == "HTTP/1.0":
+                req.keepalive = "keep-alive" in conn_tok
+            else:
+                req.keepalive = "close" not in conn_tok
+        elif req.version == "HTTP/1.0":
+            req.keepalive = False
+        _framing(req)
         log.info("%r: %s %s", c, req.method, req.target)
-        vh = c.vhost = _host_vhost(c, req)
+        vh = req.vhost = _pick_vhost(c.vhosts, req)
         m = vh.find_mount(req.path)
         if m is None:
-            c.handler = None
             raise HttpError(404, "no mount")
-        c.mount = m
+        req.mount = m
         req.subpath = m.subpath(req.path)
-        h = c.handler = m.handler(c)
+        h = req.handler = m.handler(c)
         c.proto = h
-        if c.remaining or c.chunked is not None:
+        if req.remaining or req.chunked is not None:
             if "100-continue" in req.headers.get("expect", "").lower():
                 c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         h.on_http(c, req)
-        if not c.closed:
+        if not c.closed and c.req is req:
             self._body(c)
 
     def _body(self, c):
-        if c.chunked is not None:
-            self._chunked(c)
-            return
-        k = min(c.remaining, c.n)
-        if k:
-            c.remaining -= k
-            c.handler.on_http_body(c, memoryview(c.ah)[:k])
+        req = c.req
+        if req.chunked is not None:
+            k = req.chunked.feed(c, req.handler, c.ah, c.n)
             if c.closed:
                 return
             self._consume(c, k)
-        if c.remaining == 0 and not c.body_done:
-            c.body_done = True
-            c.handler.on_http_body_completion(c)
-
-    def _chunked(self, c):
-        st = c.chunked
-        ah = c.ah
-        mv = memoryview(ah)
-        pos = 0
-        n = c.n
-        while pos < n and c.chunked is not None and not c.closed:
-            if st[0] == 1:
-                k = min(st[1], n - pos)
-                c.handler.on_http_body(c, mv[pos:pos + k])
-                pos += k
-                st[1] -= k
-                if st[1] == 0:
-                    st[0] = 2
-                continue
-            e = ah.find(b"\n", pos, n)
-            if e < 0:
-                if n - pos > _MAX_CHUNK_LINE and st[0] != 3:
-                    raise HttpError(400, "chunk size line too long")
-                if pos == 0 and n >= len(ah):
-                    raise HttpError(431, "chunk trailers too large")
-                break
-            line = bytes(mv[pos:e])
-            pos = e + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if st[0] == 0:
-                sz = line.split(b";")[0].strip(b" \t")
-                if not sz or len(sz) > 15:
-                    raise HttpError(400, "bad chunk size")
-                for ch in sz:
-                    if not (48 <= ch <= 57 or 97 <= ch | 32 <= 102):
-                        raise HttpError(400, "bad chunk size")
-                k = int(sz, 16)
-                if k:
-                    st[0], st[1] = 1, k
-                else:
-                    st[0] = 3
-            elif st[0] == 2:
-                if line:
-                    raise HttpError(400, "chunk data longer than its size")
-                st[0] = 0
-            elif not line:  # end of trailers
-                c.chunked = None
-        self._consume(c, pos)
-        if c.chunked is None and not c.body_done and not c.closed:
-            c.body_done = True
-            c.handler.on_http_body_completion(c)
+            if req.chunked.state != 4:
+                return
+            req.chunked = None
+        else:
+            k = min(req.remaining, c.n)
+            if k:
+                req.remaining -= k
+                req.handler.on_http_body(c, memoryview(c.ah)[:k])
+                if c.closed:
+                    return
+                self._consume(c, k)
+            if req.remaining:
+                return
+        if not req.body_done:
+            req.body_done = True
+            req.handler.on_http_body_completion(c)
 
     # -- writing ----------------------------------------------------------
 
     def writable(self, c):
-        if c.state == _REQ and not c.done and c.handler is not None:
+        r = c.req
+        if c.state == _REQ and not r.done and r.handler is not None:
             c.set_timeout(c.ctx.timeout_secs)
-            c.handler.on_http_writeable(c)
+            r.handler.on_http_writeable(c)
 
     def respond(self, c, status, headers, body, ctype, length):
-        if c.head_sent:
-            raise ValueError("response already started")
-        c.head_sent = True
         req = c.req
-        nobody = status < 200 or status in (204, 304)
+        if req.head_sent:
+            raise ValueError("response already started")
+        req.head_sent = True
+        nobody = status < 200 or status == 204 or status == 304
         if body is not None:
             if isinstance(body, str):
                 body = body.encode()
             length = len(body)
-        h = ["HTTP/1.1 %d %s\r\nServer: microlws\r\n" %
-             (status, REASONS.get(status, "Unknown"))]
+        h = "HTTP/1.1 %d %s\r\nServer: microlws\r\n" % (status, reason(status))
         d = http_date()
         if d:
-            h.append("Date: %s\r\n" % d)
-        if ctype and not nobody:
-            h.append("Content-Type: %s\r\n" % ctype)
+            h += "Date: " + d + "\r\n"
         if nobody:
             pass
         elif length is not None:
-            h.append("Content-Length: %d\r\n" % length)
-            c.out_left = length
-        elif req.version == "HTTP/1.0":
-            c.keepalive = False  # close-delimited
+            h += "Content-Type: %s\r\nContent-Length: %d\r\n" % (ctype, length)
+            req.out_left = length
         else:
-            c.out_chunked = True
-            h.append("Transfer-Encoding: chunked\r\n")
+            h += "Content-Type: " + ctype + "\r\n"
+            if req.version == "HTTP/1.0":
+                req.keepalive = False  # close-delimited
+            else:
+                req.out_chunked = True
+                h += "Transfer-Encoding: chunked\r\n"
         if headers:
-            for k in headers:
-                if isinstance(headers, dict):
-                    h.append("%s: %s\r\n" % (k, headers[k]))
-                else:
-                    h.append("%s: %s\r\n" % k)
-        if not c.keepalive:
-            h.append("Connection: close\r\n")
+            if isinstance(headers, dict):
+                headers = headers.items()
+            for k, v in headers:
+                h += "%s: %s\r\n" % (k, v)
+        if not req.keepalive:
+            h += "Connection: close\r\n"
         elif req.version == "HTTP/1.0":
-            h.append("Connection: keep-alive\r\n")
-        h.append("\r\n")
-        head = "".join(h).encode()
+            h += "Connection: keep-alive\r\n"
+        head = (h + "\r\n").encode()
         if body is not None:
             if body and req.method != "HEAD" and not nobody:
                 head += body
-            c.send(head)
-            c.done = True
-        else:
-            c.send(head)
-            if nobody:
-                c.done = True
+            req.done = True
+        elif nobody:
+            req.done = True
+        c.send(head)
 
     def write(self, c, data):
-        if not c.head_sent:
+        req = c.req
+        if not req.head_sent:
             raise ValueError("write before respond")
-        if c.req.method == "HEAD" or not len(data):
+        if req.method == "HEAD" or not len(data):
             return
-        if c.out_chunked:
+        if req.out_chunked:
             c.send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
         else:
             c.send(data)
 
     def complete(self, c):
-        if c.state != _REQ or c.done:
+        req = c.req
+        if c.state != _REQ or req.done:
             return
-        if not c.head_sent:
+        if not req.head_sent:
             raise ValueError("complete before respond")
-        if c.out_chunked and c.req.method != "HEAD":
+        if req.out_chunked and req.method != "HEAD":
             c.send(b"0\r\n\r\n")
-        c.done = True
+        req.done = True
         c.want_write = False
 
     def send_error(self, c, status, msg=None, close=False):
@@ -510,21 +481,21 @@ class Http:
         if c.state == _HEAD or c.req is None:
             c.req = Request("GET", "/", "HTTP/1.1", {})
             c.state = _REQ
-            c.head_sent = False
-            c.done = False
-        if c.head_sent:
+        req = c.req
+        if req.head_sent:
             c.close()
             return
         if close:
-            c.keepalive = False
+            req.keepalive = False
         body = "<html><body><h1>%d %s</h1>%s</body></html>\n" % (
-            status, REASONS.get(status, ""), msg or "")
+            status, reason(status), msg or "")
         self.respond(c, status, None, body, "text/html", None)
 
     # -- transitions -------------------------------------------------------
 
     def settle(self, c):
-        """After every event: finish a completed transaction."""
+        """After every event: finish a completed transaction, go on with
+        the next pipelined request or wait for one."""
         while not c.closed:
             st = c.state
             if st == _CLOSING:
@@ -538,18 +509,19 @@ class Http:
                     else:
                         c.close()
                 return
-            if st == _LINGER:
+            req = c.req
+            if st != _REQ or not req.done or c.tx:
                 return
-            if st != _REQ or not c.done or c.tx:
-                return
-            if c.remaining or c.chunked is not None:
-                c.keepalive = False  # answered before the body was read
+            if req.remaining or req.chunked is not None:
+                req.keepalive = False  # answered before the body was read
             c.req = None
-            if not c.keepalive:
-                self._closing(c)
-                return
+            c.proto = None
+            if not req.keepalive:
+                c.state = _CLOSING
+                c.release_ah()
+                c.set_timeout(c.ctx.timeout_secs)
+                continue
             c.state = _HEAD
-            c.handler = None
             if c.n:
                 try:
                     self._head(c, 0)
@@ -560,17 +532,6 @@ class Http:
             c.set_timeout(c.ctx.keepalive_timeout)
             return
 
-    def _closing(self, c):
-        """Lingering close: the peer reads our last bytes before the close.
-
-        Closing with unread input makes the kernel send a reset, which can
-        destroy an error response still in flight; so drain for a moment.
-        """
-        c.state = _CLOSING
-        c.release_ah()
-        c.set_timeout(c.ctx.timeout_secs)
-        self.settle(c)
-
     def timeout(self, c):
         if c.state == _HEAD and c.n:
             c.send(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -578,8 +539,10 @@ class Http:
         c.close()
 
     def failed(self, c):
-        """A callback raised: 500 if nothing was sent, then close."""
-        if c.state == _REQ and not c.head_sent and not c.closed:
+        """A callback raised: 500 if nothing was sent yet, then close."""
+        r = c.req
+        if c.state == _REQ and r is not None and not r.head_sent \
+                and not c.closed:
             try:
                 self.send_error(c, 500, "callback failed", True)
                 c.update()
@@ -589,9 +552,9 @@ class Http:
         c.close()
 
     def closed(self, c):
-        h = getattr(c, "handler", None)
-        if h is not None and c.state == _REQ:
-            h.on_closed_http(c)
+        r = c.req
+        if r is not None and r.handler is not None and c.state == _REQ:
+            r.handler.on_closed_http(c)
 
 
 ROLE = Http()

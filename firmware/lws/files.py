@@ -1,0 +1,192 @@
+"""Serving file:// mounts: index files, MIME types, ETag and conditional
+requests, RFC 7233 byte ranges, and large files streamed a chunk at a time
+as the socket drains. Loaded when a file mount is first used."""
+import os
+from . import log
+from .mounts import Redirect
+from .roles.http import HttpError, http_date
+
+# one constant instead of a dict: less heap
+_MIME = ("\nhtml text/html\nhtm text/html\ncss text/css\n"
+         "js application/javascript\nmjs application/javascript\n"
+         "json application/json\ntxt text/plain\nxml text/xml\n"
+         "png image/png\njpg image/jpeg\njpeg image/jpeg\ngif image/gif\n"
+         "svg image/svg+xml\nico image/x-icon\nwebp image/webp\n"
+         "wasm application/wasm\npdf application/pdf\nzip application/zip\n"
+         "gz application/gzip\nmp3 audio/mpeg\nmp4 video/mp4\n"
+         "woff font/woff\nwoff2 font/woff2\nttf font/ttf\n")
+_S_IFDIR = const(0x4000)
+_BURST = const(4)
+
+
+def mime_type(name, extra=None):
+    ext = name[name.rfind(".") + 1:].lower() if "." in name else ""
+    if extra and ext in extra:
+        return extra[ext]
+    i = _MIME.find("\n%s " % ext) if ext else -1
+    if i < 0:
+        return "application/octet-stream"
+    i += len(ext) + 2
+    return _MIME[i:_MIME.find("\n", i)]
+
+
+def safe_relpath(sub):
+    """URL path (still percent-encoded) -> a relative path that cannot
+    leave the mount's folder. Raises HttpError for what it refuses."""
+    from .util import unquote
+    low = sub.lower()
+    if "%2f" in low or "%5c" in low or "\\" in sub:
+        raise HttpError(400, "encoded slash")
+    try:
+        p = unquote(sub).decode()
+    except (ValueError, UnicodeError):
+        raise HttpError(400, "bad escape")
+    if "\x00" in p:
+        raise HttpError(400, "NUL in path")
+    out = []
+    for seg in p.split("/"):
+        if seg == "..":
+            raise HttpError(403, "path outside the mount")
+        if seg and seg != ".":
+            out.append(seg)
+    return "/".join(out)
+
+
+def parse_range(v, size):
+    """One RFC 7233 byte range -> (start, length); None to ignore the
+    header (bad syntax, or several ranges: the whole file is sent); False
+    when unsatisfiable (416)."""
+    if not v.startswith("bytes=") or "," in v:
+        return None
+    a, sep, b = v[6:].strip().partition("-")
+    a, b = a.strip(), b.strip()
+    if not sep or (a and not a.isdigit()) or (b and not b.isdigit()):
+        return None
+    if not a:
+        if not b:
+            return None
+        n = int(b)
+        if n == 0 or size == 0:
+            return False
+        n = min(n, size)
+        return size - n, n
+    s = int(a)
+    e = int(b) if b else size - 1
+    if s >= size:
+        return False
+    if e < s:
+        return None
+    return s, min(e, size - 1) - s + 1
+
+
+class FileServe(Redirect):
+    """The handler of every file:// mount."""
+
+    def __init__(self):
+        pass
+
+    def on_http(self, c, req):
+        m = req.mount
+        if req.method != "GET" and req.method != "HEAD":
+            allow = {"Allow": "GET, HEAD, OPTIONS"}
+            if req.method == "OPTIONS":
+                c.respond(204, allow)
+            else:
+                c.respond(405, allow, "<html><body><h1>405 Method Not "
+                          "Allowed</h1></body></html>\n")
+            return
+        rel = safe_relpath(req.subpath)
+        path = m.target + "/" + rel if rel else m.target
+        try:
+            st = os.stat(path)
+            if st[0] & _S_IFDIR:
+                if not req.path.endswith("/"):
+                    loc = req.path + "/"
+                    if req.query:
+                        loc += "?" + req.query
+                    c.respond(301, {"Location": loc}, "")
+                    return
+                path = path + "/" + m.default
+                st = os.stat(path)
+                if st[0] & _S_IFDIR:
+                    raise OSError(2)
+        except OSError:
+            c.send_error(404)
+            return
+        self.serve(c, req, path, st[6], st[8])
+
+    def serve(self, c, req, path, size, mtime):
+        m = req.mount
+        etag = '"%x-%x"' % (mtime, size)
+        h = {"Accept-Ranges": "bytes", "ETag": etag}
+        lm = http_date(mtime)
+        if lm:
+            h["Last-Modified"] = lm
+        if m.cache_max_age:
+            h["Cache-Control"] = "max-age=%d" % m.cache_max_age
+        hd = req.headers
+        inm = hd.get("if-none-match")
+        if (inm is not None and (inm == "*" or etag in inm)) or (
+                inm is None and lm is not None
+                and hd.get("if-modified-since") == lm):
+            c.respond(304, h)
+            return
+        start, n, status = 0, size, 200
+        rng = hd.get("range")
+        if rng is not None and req.method == "GET":
+            ifr = hd.get("if-range")
+            r = None
+            if ifr is None or ifr == etag or ifr == lm:
+                r = parse_range(rng, size)
+            if r is False:
+                h["Content-Range"] = "bytes */%d" % size
+                c.respond(416, h, "")
+                return
+            if r:
+                start, n = r
+                status = 206
+                h["Content-Range"] = "bytes %d-%d/%d" % (
+                    start, start + n - 1, size)
+        ctype = mime_type(path, m.extra_mimetypes)
+        if req.method == "HEAD" or n == 0:
+            c.respond(status, h, content_type=ctype, length=n)
+            c.complete()
+            return
+        f = open(path, "rb")
+        if start:
+            f.seek(start)
+        req.f = f
+        c.respond(status, h, content_type=ctype, length=n)
+        self.on_http_writeable(c)
+
+    def on_http_writeable(self, c):
+        req = c.req
+        f = req.f
+        if f is None:
+            return
+        buf = c.ctx.file_buf()
+        mv = memoryview(buf)
+        for _ in range(_BURST):
+            k = f.readinto(mv[:min(len(buf), req.out_left)])
+            if not k:
+                log.warn("%r: file ended early", c)
+                c.close()
+                return
+            req.out_left -= k
+            c.send(mv[:k])
+            if req.out_left <= 0:
+                self.on_closed_http(c)
+                c.complete()
+                return
+            if c.tx or c.closed:
+                break
+        c.callback_on_writable()
+
+    def on_closed_http(self, c):
+        req = c.req
+        if req.f:
+            req.f.close()
+            req.f = None
+
+
+FILES = FileServe()
