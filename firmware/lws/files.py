@@ -3,8 +3,9 @@ requests, RFC 7233 byte ranges, and large files streamed a chunk at a time
 as the socket drains. Loaded when a file mount is first used."""
 import os
 from . import log
-from .mounts import Redirect
+from .protocol import Protocol
 from .roles.http import HttpError, http_date
+from .util import unquote
 
 # one constant instead of a dict: less heap
 _MIME = ("\nhtml text/html\nhtm text/html\ncss text/css\n"
@@ -33,7 +34,6 @@ def mime_type(name, extra=None):
 def safe_relpath(sub):
     """URL path (still percent-encoded) -> a relative path that cannot
     leave the mount's folder. Raises HttpError for what it refuses."""
-    from .util import unquote
     low = sub.lower()
     if "%2f" in low or "%5c" in low or "\\" in sub:
         raise HttpError(400, "encoded slash")
@@ -79,11 +79,10 @@ def parse_range(v, size):
     return s, min(e, size - 1) - s + 1
 
 
-class FileServe(Redirect):
+class FileServe(Protocol):
     """The handler of every file:// mount."""
 
-    def __init__(self):
-        pass
+    _lm = {}  # mtime -> Last-Modified text, a few of them
 
     def on_http(self, c, req):
         m = req.mount
@@ -119,7 +118,11 @@ class FileServe(Redirect):
         m = req.mount
         etag = '"%x-%x"' % (mtime, size)
         h = {"Accept-Ranges": "bytes", "ETag": etag}
-        lm = http_date(mtime)
+        lm = self._lm.get(mtime)
+        if lm is None:
+            if len(self._lm) > 8:
+                self._lm = {}
+            lm = self._lm[mtime] = http_date(mtime)
         if lm:
             h["Last-Modified"] = lm
         if m.cache_max_age:
@@ -155,6 +158,16 @@ class FileServe(Redirect):
         f = open(path, "rb")
         if start:
             f.seek(start)
+        buf = c.ctx.file_buf()
+        if n <= len(buf):
+            # small: head and body leave in one send
+            mv = memoryview(buf)[:n]
+            k = f.readinto(mv)
+            f.close()
+            if k != n:
+                raise OSError(5)
+            c.respond(status, h, mv, ctype)
+            return
         req.f = f
         c.respond(status, h, content_type=ctype, length=n)
         self.on_http_writeable(c)

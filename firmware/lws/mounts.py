@@ -1,12 +1,15 @@
 """Mounts map URL space to a folder (file://), a protocol (callback://)
 or a redirect (http://, https://), like lws_http_mount."""
 from . import log
+from .protocol import Protocol
 
 
 class Mount:
     """mountpoint + origin: 'file://folder', 'callback://protocol-name',
     or 'http(s)://...' for a redirect (lws LWSMPRO_REDIR_HTTP(S)).
     """
+
+    _files = None  # the file server, imported at first use
 
     def __init__(self, mountpoint, origin, default="index.html",
                  cache_max_age=0, extra_mimetypes=None):
@@ -43,8 +46,11 @@ class Mount:
         """What serves a request on this mount (a Protocol's interface)."""
         k = self.kind
         if k == "file":
-            from .files import FILES
-            return FILES
+            h = self._files
+            if h is None:
+                from .files import FILES
+                h = Mount._files = FILES
+            return h
         if k == "callback":
             p = conn.vhost.protocol(self.target)
             if p is None:
@@ -56,7 +62,7 @@ class Mount:
         return Redirect(self.target)
 
 
-class Redirect:
+class Redirect(Protocol):
     """Answers every request on a mount with a 301 to another origin."""
 
     def __init__(self, to):
@@ -64,15 +70,3 @@ class Redirect:
 
     def on_http(self, c, req):
         c.respond(301, {"Location": self.to + req.subpath.lstrip("/")}, "")
-
-    def on_http_body(self, c, data):
-        pass
-
-    def on_http_body_completion(self, c):
-        pass
-
-    def on_http_writeable(self, c):
-        pass
-
-    def on_closed_http(self, c):
-        pass
