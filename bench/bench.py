@@ -4,7 +4,8 @@ Every server runs on the same MicroPython unix port, one at a time, and
 serves the same file (firmware/www/index.html). Ours runs twice: firmware
 imported from .py, and compiled with mpy-cross into build/mpy/.
 
-    python bench/bench.py [--quick] [--only ours|microdot|raw] [--client wrk|python]
+    python bench/bench.py [--quick] [--only ours|microdot|raw]
+                          [--client wrk|python] [--no-heap-search]
 
 Prints a table with ratios to each peer and the targets, and writes a JSON
 copy to bench/results/.
@@ -79,7 +80,7 @@ def mpy_cross(src, out, name=None):
 
 
 def build_mpy():
-    """firmware/lws/**/*.py and test_server.py -> build/mpy/*.mpy, with www/."""
+    """firmware/lws/**/*.py, test_server.py -> build/mpy/**/*.mpy, and www/."""
     fw = unixport.FIRMWARE
     for src in [fw / "test_server.py"] + sorted((fw / "lws").rglob("*.py")):
         rel = src.relative_to(fw)
@@ -200,7 +201,8 @@ def parse_wrk(text):
                      r"write (\d+), timeout (\d+)", text)
     return {"rps": num(r"^Requests/sec:\s+([\d.]+)"),
             "requests": int(num(r"^\s+(\d+) requests in")),
-            "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+            "p99_ms": (float(p99.group(1)) * scale[p99.group(2)]
+                       if p99 else None),
             "errors": sum(int(x) for x in errs.groups()) if errs else 0,
             "non2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)"))}
 
@@ -319,16 +321,24 @@ def fmt(v, unit):
     return "%d" % round(v)
 
 
-ROWS = [  # label, getter, unit, higher is better
-    ("keep-alive req/s", lambda r: r.get("keepalive", {}).get("rps"), "", True),
-    ("keep-alive p99 ms", lambda r: r.get("keepalive", {}).get("p99_ms"), "ms", False),
-    ("close req/s", lambda r: r.get("close", {}).get("rps"), "", True),
-    ("close p99 ms", lambda r: r.get("close", {}).get("p99_ms"), "ms", False),
-    ("heap idle KB", lambda r: r.get("heap_idle"), "K", False),
-    ("heap 50 conns KB", lambda r: r.get("heap_conns"), "K", False),
-    ("  of 50 still open", lambda r: r.get("conns_open"), "", None),
-    ("heap after load KB", lambda r: r.get("heap_after"), "K", False),
-    ("min heapsize K", lambda r: (r.get("min_heap") or {}).get("min_k"), "", False),
+def load_field(key, field):
+    return lambda r: (r.get(key) or {}).get(field)
+
+
+def field(key):
+    return lambda r: r.get(key)
+
+
+ROWS = [  # label, getter, unit, higher is better (None: no ratio)
+    ("keep-alive req/s", load_field("keepalive", "rps"), "", True),
+    ("keep-alive p99 ms", load_field("keepalive", "p99_ms"), "ms", False),
+    ("close req/s", load_field("close", "rps"), "", True),
+    ("close p99 ms", load_field("close", "p99_ms"), "ms", False),
+    ("heap idle KB", field("heap_idle"), "K", False),
+    ("heap 50 conns KB", field("heap_conns"), "K", False),
+    ("  of 50 still open", field("conns_open"), "", None),
+    ("heap after load KB", field("heap_after"), "K", False),
+    ("min heapsize K", load_field("min_heap", "min_k"), "", False),
 ]
 
 
@@ -435,7 +445,11 @@ def save(res, opts, took):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    mp = subprocess.run([unixport.micropython(), "-c",
+                         "import sys; print(sys.version)"],
+                        capture_output=True, text=True, timeout=30)
     doc = {"time": stamp, "commit": commit, "took_s": round(took, 1),
+           "micropython": mp.stdout.strip(),
            "client": "wrk" if opts.wrk else "python",
            "options": {k: v for k, v in vars(opts).items() if k != "wrk"},
            "static": STATIC, "static_bytes": STATIC_FILE.stat().st_size,
