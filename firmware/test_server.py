@@ -31,6 +31,8 @@ def main(argv=None):
     import lws
     from lws import log
     from lws.plugins.http_test import HttpTest
+    from lws.plugins.dumb_increment import DumbIncrement
+    from lws.plugins.echo import Echo
     o = _options(sys.argv[1:] if argv is None else argv)
     if o["debug"] is not None:
         log.set_level(int(o["debug"]))
@@ -48,8 +50,12 @@ def main(argv=None):
         mounts = [lws.Mount("/", "file://" + _here() + "/www"),
                   lws.Mount("/t", "callback://lws-http-test")]
         protocols = [HttpTest()]
+    # WebSocket protocols, on every vhost; /echo reaches echo with no
+    # Sec-WebSocket-Protocol header, as lws's callback:// mounts do
+    mounts.append(lws.Mount("/echo", "callback://echo"))
+    protocols += [DumbIncrement(), Echo()]
     vh = lws.Vhost("localhost", int(o["port"]), mounts, protocols,
-                   iface=o["iface"])
+                   iface=o["iface"], ws_default="dumb-increment-protocol")
     ctx = lws.Context([vh], **opts)
     log.notice("microlws test server on http://localhost:%s/", o["port"])
     ctx.run()

@@ -26,6 +26,8 @@ class Conn:
     n = 0
     tx = None
     mask = 0
+    #: the WebSocket framing state (WebSocket role)
+    ws = None
     want_write = False
     rx_paused = False
     closed = False
@@ -98,7 +100,7 @@ class Conn:
             if ev & (_POLLIN | _POLLHUP) and not self.closed:
                 self.role.rx(self)
             elif ev & _POLLERR:
-                self.close()
+                self.drop()
                 return
             if not self.closed:
                 self.role.settle(self)
@@ -111,7 +113,7 @@ class Conn:
                 log.exc(e, "%r: closing after error", self)
                 self.role.failed(self)
             except Exception:
-                self.close()
+                self.drop()
 
     # -- tx ---------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class Conn:
         except OSError as e:
             if e.args[0] != _EAGAIN:
                 log.info("%r: send: %s", self, e)
-                self.close()
+                self.drop()
                 return
             n = 0
         if n is None:
@@ -146,7 +148,7 @@ class Conn:
                 if e.args[0] == _EAGAIN:
                     return
                 log.info("%r: send: %s", self, e)
-                self.close()
+                self.drop()
                 return
             if n is None or n < len(d):
                 tx[0] = memoryview(d)[n or 0:]
@@ -181,7 +183,14 @@ class Conn:
 
     # -- close ------------------------------------------------------------
 
-    def close(self):
+    def close(self, code=1000, reason=b""):
+        """Close politely: a WebSocket sends a close frame with code and
+        reason (lws_close_reason) and waits for the peer's; HTTP hangs up."""
+        if not self.closed:
+            self.role.close(self, code, reason)
+
+    def drop(self):
+        """Hang up now: no goodbye on the wire."""
         if self.closed:
             return
         self.closed = True
@@ -220,3 +229,32 @@ class Conn:
     def send_error(self, status, msg=None, close=False):
         """A short error page (lws_return_http_status)."""
         self.role.send_error(self, status, msg, close)
+
+    # -- the WebSocket API (lws_write and friends) -------------------------
+
+    def send_text(self, data, fin=True):
+        """A text frame (str or UTF-8 bytes); fin=False starts a fragmented
+        message, continued with send_frame(OP_CONT, ...)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.role.send(self, 1, data, fin)
+
+    def send_binary(self, data, fin=True):
+        self.role.send(self, 2, data, fin)
+
+    def send_frame(self, op, data=b"", fin=True):
+        """Any frame: lws.ws OP_CONT, OP_TEXT, OP_BINARY, OP_PING, OP_PONG."""
+        self.role.send(self, op, data, fin)
+
+    def is_first_fragment(self):
+        return self.ws.first
+
+    def is_final_fragment(self):
+        return self.ws.final
+
+    def frame_is_binary(self):
+        return self.ws.msg_op == 2
+
+    def remaining_packet_payload(self):
+        """Payload bytes of the current frame still to come."""
+        return self.ws.left

@@ -35,6 +35,14 @@ class Vhost:
         self.mounts.append(m)
         self.mounts.sort(key=lambda x: -len(x.mountpoint))
 
+    def ws_default_protocol(self):
+        """For WebSockets that name no protocol: ws_default, else the
+        first protocol (as lws's protocols[0])."""
+        name = self.options.get("ws_default")
+        if name:
+            return self.protocol(name)
+        return self.protocols[0] if self.protocols else None
+
     def protocol(self, name):
         for p in self.protocols:
             if p.name == name:
@@ -68,6 +76,15 @@ class Context:
     file_chunk = 1460
     #: listen(2) backlog
     backlog = 16
+    #: seconds of WebSocket silence before a PING; no PONG by the next
+    #: interval closes the connection (0: off, as lws)
+    ws_ping_pong_interval = 0
+    #: seconds to wait for the peer's answer to our close frame
+    ws_close_timeout = 5
+    #: close text messages that are not UTF-8 with 1007 (lws VALIDATE_UTF8)
+    ws_validate_utf8 = True
+    #: the read buffer all WebSocket connections share, made at first use
+    ws_buf = None
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
                  log_level=None, **options):
@@ -91,6 +108,7 @@ class Context:
         self._buf = None
         self._stop = False
         self._timer = time.ticks_ms()
+        self._timers = []
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
         self._ah_free.append(bytearray(self.max_http_header_data))
@@ -206,6 +224,13 @@ class Context:
         """
         n = 0
         conns = self.conns
+        if self._timers:
+            now = time.ticks_ms()
+            if timeout_ms < 0:
+                timeout_ms = 1 << 29
+            for t in self._timers:
+                timeout_ms = max(0, min(timeout_ms,
+                                        time.ticks_diff(t[0], now)))
         for s, ev, *_ in self.poll.ipoll(timeout_ms):
             n += 1
             c = conns.get(s)
@@ -215,10 +240,18 @@ class Context:
                 continue
             c.event(ev)
         now = time.ticks_ms()
+        for t in self._timers:
+            if time.ticks_diff(now, t[0]) >= 0:
+                t[0] = time.ticks_add(now, t[1])
+                try:
+                    t[2]()
+                except Exception as e:
+                    log.exc(e, "timer callback")
         if time.ticks_diff(now, self._timer) >= _TIMER_MS:
             self._timer = now
             for c in list(conns.values()):
-                if time.ticks_diff(now, c.deadline) >= 0:
+                d = c.deadline
+                if d is not None and time.ticks_diff(now, d) >= 0:
                     c.timed_out()
         return n
 
@@ -239,6 +272,17 @@ class Context:
         from .aio import serve
         return serve(self, idle_ms)
 
+    def every(self, ms, fn):
+        """Call fn() every ms milliseconds from the loop; returns a handle
+        for cancel()."""
+        t = [time.ticks_add(time.ticks_ms(), ms), ms, fn]
+        self._timers.append(t)
+        return t
+
+    def cancel(self, t):
+        if t in self._timers:
+            self._timers.remove(t)
+
     def stop(self):
         """Ask run() or serve() to return after the current step."""
         self._stop = True
@@ -247,7 +291,7 @@ class Context:
         """Close every connection and listen socket."""
         for c in list(self.conns.values()):
             try:
-                c.close()
+                c.drop()
             except Exception:
                 pass
         for s in self._listen:

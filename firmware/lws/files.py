@@ -183,7 +183,7 @@ class FileServe(Protocol):
             k = f.readinto(mv[:min(len(buf), req.out_left)])
             if not k:
                 log.warn("%r: file ended early", c)
-                c.close()
+                c.drop()
                 return
             req.out_left -= k
             c.send(mv[:k])

@@ -9,6 +9,11 @@ in `conn.user` (made by new_user()).
 class Protocol:
     #: the name clients ask for, and that callback:// mounts name
     name = "default"
+    #: WebSocket messages up to this size arrive whole; longer ones in
+    #: pieces of it (see conn.is_final_fragment())
+    rx_buffer_size = 4096
+    #: larger WebSocket messages close the connection with 1009 (0: any)
+    max_message_size = 0
 
     def new_user(self, conn):
         """Per-connection user data (lws per_session_data)."""
@@ -35,3 +40,29 @@ class Protocol:
 
     def on_closed_http(self, conn):
         """The connection closed during an HTTP transaction."""
+
+    # -- WebSocket (LWS_CALLBACK_ESTABLISHED and friends) ---------------------
+
+    def on_filter_protocol_connection(self, conn, req):
+        """An upgrade request for this protocol: return False to refuse it
+        (403). Its headers (Origin, cookies...) are in req.headers."""
+
+    def on_established(self, conn):
+        """The WebSocket is open; conn.req is still the upgrade request."""
+
+    def on_receive(self, conn, data):
+        """A message, or a piece of one (conn.is_final_fragment()); data is
+        a memoryview valid during the call."""
+
+    def on_receive_pong(self, conn, data):
+        """A PONG arrived."""
+
+    def on_server_writeable(self, conn):
+        """The socket can take more (after conn.callback_on_writable())."""
+
+    def on_peer_initiated_close(self, conn, code, reason):
+        """The peer sent a close frame; return False to answer it without
+        echoing its code."""
+
+    def on_closed(self, conn):
+        """The WebSocket connection is gone."""

@@ -228,6 +228,10 @@ def _framing(req):
         req.remaining = int(v0)
 
 
+def h_lower(req, name):
+    return req.headers.get(name, "").lower()
+
+
 def _pick_vhost(vhosts, req):
     if len(vhosts) > 1:
         host = req.headers.get("host", "")
@@ -281,7 +285,7 @@ class Http:
         if n is None:
             return
         if n == 0:
-            c.close()
+            c.drop()
             return
         c.n += n
         try:
@@ -293,8 +297,8 @@ class Http:
         except HttpError as e:
             self.send_error(c, e.args[0], e.args[1], True)
         r = c.req
-        if (c.state == _REQ and not c.n and not r.remaining
-                and r.chunked is None):
+        if (c.role is self and c.state == _REQ and not c.n
+                and not r.remaining and r.chunked is None):
             c.release_ah()  # the pool's buffer is not needed to answer
 
     def _drain(self, c):
@@ -306,7 +310,7 @@ class Http:
             if n is None:
                 break
             if n == 0:
-                c.close()
+                c.drop()
                 break
             got = True
         return got
@@ -369,6 +373,10 @@ class Http:
             raise HttpError(404, "no mount")
         req.mount = m
         req.subpath = m.subpath(req.path)
+        if "websocket" in h_lower(req, "upgrade") and \
+                "upgrade" in h_lower(req, "connection"):
+            self._upgrade(c, req, vh, m)
+            return
         h = req.handler = m.handler(c)
         c.proto = h
         if req.remaining or req.chunked is not None:
@@ -377,6 +385,33 @@ class Http:
         h.on_http(c, req)
         if not c.closed and c.req is req:
             self._body(c)
+
+    def _upgrade(self, c, req, vh, m):
+        """Pick the protocol: by Sec-WebSocket-Protocol, else the one a
+        callback:// mount is bound to, else the vhost's default."""
+        from . import ws
+        proto = None
+        req.ws_protocol = False
+        for name in req.headers.get("sec-websocket-protocol", "").split(","):
+            proto = vh.protocol(name.strip())
+            if proto is not None:
+                req.ws_protocol = True
+                break
+        if proto is None and m.kind == "callback":
+            proto = vh.protocol(m.target)
+        if proto is None:
+            proto = vh.ws_default_protocol()
+        if req.remaining or req.chunked is not None:
+            raise HttpError(400, "upgrade request with a body")
+        if ws.upgrade(c, req, proto):
+            c.req = None
+            c.state = _REQ
+            leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
+            c.release_ah()
+            if leftover:
+                # frames sent right behind the request head
+                c.ws.carry = leftover
+                c.role.rx(c)
 
     def _body(self, c):
         req = c.req
@@ -483,7 +518,7 @@ class Http:
             c.state = _REQ
         req = c.req
         if req.head_sent:
-            c.close()
+            c.drop()
             return
         if close:
             req.keepalive = False
@@ -507,7 +542,7 @@ class Http:
                         c.deadline = time.ticks_add(time.ticks_ms(),
                                                     _LINGER_MS)
                     else:
-                        c.close()
+                        c.drop()
                 return
             req = c.req
             if st != _REQ or not req.done or c.tx:
@@ -532,11 +567,14 @@ class Http:
             c.set_timeout(c.ctx.keepalive_timeout)
             return
 
+    def close(self, c, code, reason):
+        c.drop()
+
     def timeout(self, c):
         if c.state == _HEAD and c.n:
             c.send(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                    b"Content-Length: 0\r\n\r\n")
-        c.close()
+        c.drop()
 
     def failed(self, c):
         """A callback raised: 500 if nothing was sent yet, then close."""
@@ -549,7 +587,7 @@ class Http:
                 return
             except Exception:
                 pass
-        c.close()
+        c.drop()
 
     def closed(self, c):
         r = c.req

@@ -1,0 +1,386 @@
+"""The WebSocket role (RFC 6455): upgrade, framing, UTF-8, close, ping.
+
+Loaded at the first upgrade. Frames are read into one buffer shared by
+every connection and unmasked in place; a connection keeps a buffer of its
+own only while a message that does not fit one read is being gathered.
+"""
+import time
+from .. import log
+from ..mask import unmask
+
+OP_CONT = const(0)
+OP_TEXT = const(1)
+OP_BINARY = const(2)
+OP_CLOSE = const(8)
+OP_PING = const(9)
+OP_PONG = const(10)
+
+_OPEN = const(0)
+_CLOSE_SENT = const(1)   # our close is out: waiting for the peer's
+_DONE = const(2)         # close handshake over: flush, then hang up
+
+_RX_BUF = const(4096)
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_key(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key."""
+    import binascii
+    import hashlib
+    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+
+
+def frame_head(op, n, fin=True, mask=None):
+    """A frame header for a payload of n bytes (mask: 4 bytes, clients)."""
+    b0 = (0x80 if fin else 0) | op
+    mb = 0x80 if mask else 0
+    if n < 126:
+        h = bytes((b0, mb | n))
+    elif n < 65536:
+        h = bytes((b0, mb | 126, n >> 8, n & 255))
+    else:
+        h = bytes((b0, mb | 127)) + n.to_bytes(8, "big")
+    return h + mask if mask else h
+
+
+def valid_close_code(code):
+    return (1000 <= code <= 1003 or 1007 <= code <= 1014
+            or 3000 <= code <= 4999)
+
+
+class WsError(Exception):
+    """Fail the connection with a close code (args: code, reason)."""
+
+
+class State:
+    """A WebSocket connection's framing state."""
+
+    # frame being read
+    op = 0
+    fin = True
+    left = 0          # payload bytes of the frame still to come
+    key = b""
+    phase = 0         # mask phase of the next payload byte
+    ctl = None        # a control frame's payload being gathered
+    # message being read
+    msg_op = 0        # opcode of the message in progress, 0 = none
+    msg_len = 0
+    first = True      # the next delivered piece is the first of a message
+    final = True
+    buf = None        # gathering a message longer than one read
+    fill = 0
+    utf8 = None
+    carry = b""       # header bytes that arrived without the rest
+    # connection
+    status = _OPEN
+    ping_sent = False
+    close_code = 1005
+    close_reason = b""
+
+
+def upgrade(c, req, proto):
+    """Answer an upgrade request: 101 and the switch to this role, or an
+    error status. Returns True when the connection is now a WebSocket."""
+    from .http import HttpError
+    h = req.headers
+    if req.method != "GET" or req.version != "HTTP/1.1":
+        raise HttpError(400, "WebSocket upgrade needs GET and HTTP/1.1")
+    if h.get("sec-websocket-version") != "13":
+        c.respond(426, {"Sec-WebSocket-Version": "13"},
+                  "WebSocket version 13 only\n", "text/plain")
+        return False
+    key = h.get("sec-websocket-key", "").strip()
+    try:
+        import binascii
+        if len(binascii.a2b_base64(key)) != 16:
+            raise ValueError
+    except ValueError:
+        raise HttpError(400, "bad Sec-WebSocket-Key")
+    if proto is None:
+        raise HttpError(404, "no WebSocket protocol here")
+    if proto.on_filter_protocol_connection(c, req) is False:
+        raise HttpError(403, "refused by the protocol")
+    hdrs = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key.encode()).decode())]
+    if req.ws_protocol:
+        hdrs.append(("Sec-WebSocket-Protocol", proto.name))
+    c.send(b"HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        "%s: %s\r\n" % kv for kv in hdrs).encode() + b"\r\n")
+    log.info("%r: WebSocket '%s'", c, proto.name)
+    c.ws = State()
+    c.role = ROLE
+    c.proto = proto
+    c.user = proto.new_user(c)
+    ROLE.idle(c)
+    proto.on_established(c)
+    return True
+
+
+class Ws:
+    name = "ws"
+
+    # -- role operations (see roles/http.py) -----------------------------
+
+    def wants_rx(self, c):
+        return c.ws.status != _DONE
+
+    def idle(self, c):
+        """Ping timer, or no deadline at all (lws: WebSockets may idle)."""
+        iv = c.ctx.ws_ping_pong_interval
+        if iv:
+            c.set_timeout(iv)
+        else:
+            c.deadline = None
+
+    def timeout(self, c):
+        ws = c.ws
+        if ws.status != _OPEN or ws.ping_sent:
+            log.info("%r: %s", c, "no close from the peer"
+                     if ws.status != _OPEN else "no pong: hanging up")
+            c.drop()
+            return
+        ws.ping_sent = True
+        self.send(c, OP_PING, b"")
+        c.set_timeout(c.ctx.ws_ping_pong_interval)
+
+    def writable(self, c):
+        if c.ws.status == _OPEN:
+            c.proto.on_server_writeable(c)
+
+    def settle(self, c):
+        if c.ws.status == _DONE and not c.tx:
+            c.drop()
+
+    def failed(self, c):
+        if c.ws.status == _OPEN:
+            self.close(c, 1011, b"callback failed")
+            c.update()
+        else:
+            c.drop()
+
+    def closed(self, c):
+        c.ws.buf = None
+        c.proto.on_closed(c)
+
+    # -- sending ----------------------------------------------------------
+
+    def send(self, c, op, data, fin=True):
+        if c.ws.status != _OPEN and op != OP_CLOSE:
+            return
+        n = len(data)
+        h = frame_head(op, n, fin)
+        if n > 1024:
+            c.send(h)
+            c.send(data)
+        else:
+            c.send(h + data if n else h)
+
+    def close(self, c, code=1000, reason=b""):
+        """Start the close handshake (lws_close_reason + return -1)."""
+        ws = c.ws
+        if ws.status != _OPEN:
+            return
+        if isinstance(reason, str):
+            reason = reason.encode()
+        reason = reason[:123]
+        payload = b"" if code is None else code.to_bytes(2, "big") + reason
+        self.send(c, OP_CLOSE, payload)
+        ws.status = _CLOSE_SENT
+        ws.buf = None
+        c.set_timeout(c.ctx.ws_close_timeout)
+
+    # -- reading ----------------------------------------------------------
+
+    def rx(self, c):
+        ws = c.ws
+        ctx = c.ctx
+        buf = ctx.ws_buf
+        if buf is None:
+            buf = ctx.ws_buf = bytearray(_RX_BUF)
+        k = len(ws.carry)
+        if k:
+            buf[:k] = ws.carry
+            ws.carry = b""
+        n = c.recv_into(memoryview(buf)[k:])
+        if n is None:
+            if k:
+                ws.carry = bytes(buf[:k])
+            return
+        if n == 0:
+            log.info("%r: peer hung up", c)
+            c.drop()
+            return
+        if ws.status == _OPEN and ctx.ws_ping_pong_interval:
+            ws.ping_sent = False
+            c.set_timeout(ctx.ws_ping_pong_interval)
+        try:
+            self.parse(c, buf, k + n)
+        except WsError as e:
+            log.info("%r: failing with %d: %s", c, e.args[0], e.args[1])
+            if ws.status == _OPEN:
+                self.close(c, e.args[0], e.args[1].encode())
+            ws.status = _DONE
+
+    def parse(self, c, buf, n):
+        ws = c.ws
+        pos = 0
+        while pos < n and c.ws is ws and ws.status != _DONE:
+            if ws.left == 0 and ws.ctl is None:
+                used = self.header(c, ws, buf, pos, n)
+                if used == 0:
+                    ws.carry = bytes(buf[pos:n])
+                    return
+                pos += used
+                if ws.left == 0:
+                    self.payload(c, ws, buf, pos, 0)
+                continue
+            k = min(ws.left, n - pos)
+            ws.left -= k
+            self.payload(c, ws, buf, pos, k)
+            pos += k
+
+    def header(self, c, ws, buf, pos, n):
+        """Parse a frame header at buf[pos:n]; 0 if it is not all there."""
+        if n - pos < 2:
+            return 0
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        op = b0 & 15
+        fin = b0 & 0x80
+        ln = b1 & 127
+        need = 2 + (2 if ln == 126 else 8 if ln == 127 else 0) + 4
+        if b0 & 0x70:
+            raise WsError(1002, "reserved bits set")
+        if not b1 & 0x80:
+            raise WsError(1002, "unmasked client frame")
+        if n - pos < need:
+            return 0
+        if ln == 126:
+            ln = buf[pos + 2] << 8 | buf[pos + 3]
+        elif ln == 127:
+            ln = int.from_bytes(buf[pos + 2:pos + 10], "big")
+            if ln >> 63:
+                raise WsError(1002, "bad frame length")
+        if op >= 8:
+            if op > 10:
+                raise WsError(1002, "reserved opcode")
+            if not fin:
+                raise WsError(1002, "fragmented control frame")
+            if ln > 125:
+                raise WsError(1002, "control frame too long")
+            ws.ctl = bytearray()
+        else:
+            if op > 2:
+                raise WsError(1002, "reserved opcode")
+            if op == OP_CONT:
+                if not ws.msg_op:
+                    raise WsError(1002, "continuation without a message")
+            elif ws.msg_op:
+                raise WsError(1002, "new message inside a fragmented one")
+            else:
+                ws.msg_op = op
+                ws.msg_len = 0
+                ws.first = True
+                if op == OP_TEXT and c.ctx.ws_validate_utf8:
+                    from ..utf8 import Utf8
+                    ws.utf8 = Utf8()
+            mx = c.proto.max_message_size
+            ws.msg_len += ln
+            if mx and ws.msg_len > mx:
+                raise WsError(1009, "message too big")
+        ws.op = op
+        ws.fin = fin
+        ws.left = ln
+        ws.key = bytes(buf[pos + need - 4:pos + need])
+        ws.phase = 0
+        return need
+
+    def payload(self, c, ws, buf, pos, k):
+        """k payload bytes at buf[pos:]: unmask, then deliver or gather."""
+        if k:
+            unmask(buf, pos, k, ws.key, ws.phase)
+            ws.phase = (ws.phase + k) & 3
+        mv = memoryview(buf)[pos:pos + k]
+        if ws.ctl is not None:
+            ws.ctl.extend(mv)
+            if ws.left == 0:
+                ctl = ws.ctl
+                ws.ctl = None
+                self.control(c, ws, ws.op, ctl)
+            return
+        if ws.status != _OPEN:
+            return  # data after our close: dropped
+        last = ws.left == 0 and ws.fin
+        if ws.utf8 is not None and not ws.utf8.feed(mv, last):
+            raise WsError(1007, "invalid UTF-8 in text message")
+        rxmax = c.proto.rx_buffer_size
+        if ws.buf is None and (last or k >= rxmax):
+            # the whole message (or a full piece) is here: no copy
+            self.deliver(c, ws, mv, last)
+            return
+        if ws.buf is None:
+            ws.buf = bytearray(rxmax)
+            ws.fill = 0
+        while True:
+            take = min(rxmax - ws.fill, len(mv))
+            ws.buf[ws.fill:ws.fill + take] = mv[:take]
+            ws.fill += take
+            mv = mv[take:]
+            if ws.fill < rxmax or (last and not mv):
+                break
+            # a full piece and more to come
+            ws.fill = 0
+            self.deliver(c, ws, ws.buf, False)
+            if ws.status != _OPEN or c.ws is not ws:
+                return
+        if last:
+            piece = memoryview(ws.buf)[:ws.fill]
+            ws.buf = None
+            self.deliver(c, ws, piece, True)
+
+    def deliver(self, c, ws, data, final):
+        ws.final = final
+        c.proto.on_receive(c, data)
+        ws.first = False
+        if final:
+            ws.msg_op = 0
+            ws.utf8 = None
+            ws.first = True
+
+    def control(self, c, ws, op, data):
+        if op == OP_PING:
+            if ws.status == _OPEN:
+                self.send(c, OP_PONG, data)
+        elif op == OP_PONG:
+            ws.ping_sent = False
+            c.proto.on_receive_pong(c, data)
+        else:
+            self.peer_close(c, ws, data)
+
+    def peer_close(self, c, ws, data):
+        code = 1005
+        reason = b""
+        if len(data) == 1:
+            raise WsError(1002, "close payload of one byte")
+        if len(data) >= 2:
+            code = data[0] << 8 | data[1]
+            reason = bytes(data[2:])
+            if not valid_close_code(code):
+                raise WsError(1002, "invalid close code %d" % code)
+            from ..utf8 import valid
+            if not valid(reason):
+                raise WsError(1007, "close reason is not UTF-8")
+        ws.close_code = code
+        ws.close_reason = reason
+        if ws.status == _OPEN:
+            echo = c.proto.on_peer_initiated_close(c, code, reason)
+            if ws.status == _OPEN:
+                if echo is False:
+                    self.send(c, OP_CLOSE, b"")
+                else:
+                    self.send(c, OP_CLOSE, data[:2])
+        ws.status = _DONE
+        c.set_timeout(c.ctx.ws_close_timeout)
+
+
+ROLE = Ws()
