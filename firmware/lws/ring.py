@@ -1,7 +1,7 @@
 """lws_ring: a ring of fixed-size elements, one writer, any number of readers.
 
     ring = Ring(64, 8, destroy=None)   # 8 elements of 64 bytes, one bytearray
-    t = ring.tail()                    # a reader; sees what is inserted from now
+    t = ring.tail()                    # a reader: sees what comes from now
     ring.insert(msg)                   # len(msg) a multiple of 64
     mv = t.get()                       # the next element, in place
     t.consume()                        # done with it
@@ -34,7 +34,7 @@ class Ring:
         self._mv = memoryview(self._buf)
         self._el = tuple(self._mv[i * element_len:(i + 1) * element_len]
                          for i in range(count))
-        self._wrap = count
+        self._wrap = 2 * count
         self._head = 0    # position the next element is written to
         self._oldest = 0  # position of the oldest element a tail still needs
         self._tails = []
