@@ -18,6 +18,7 @@ OP_PONG = const(10)
 _OPEN = const(0)
 _CLOSE_SENT = const(1)   # our close is out: waiting for the peer's
 _DONE = const(2)         # close handshake over: flush, then hang up
+_FAILED = const(3)       # failed: our close is out, input is dropped
 
 _RX_BUF = const(4096)
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -73,6 +74,7 @@ class State:
     carry = b""       # header bytes that arrived without the rest
     # connection
     status = _OPEN
+    peer_closed = False
     ping_sent = False
     close_code = 1005
     close_reason = b""
@@ -203,13 +205,15 @@ class Ws:
             ws.carry = b""
         n = c.recv_into(memoryview(buf)[k:])
         if n is None:
-            if k:
-                ws.carry = bytes(buf[:k])
-            return
-        if n == 0:
+            if not k:
+                return
+            n = 0
+        elif n == 0:
             log.info("%r: peer hung up", c)
             c.drop()
             return
+        if ws.status == _FAILED:
+            return  # draining until the peer goes
         if ws.status == _OPEN and ctx.ws_ping_pong_interval:
             ws.ping_sent = False
             c.set_timeout(ctx.ws_ping_pong_interval)
@@ -217,9 +221,17 @@ class Ws:
             self.parse(c, buf, k + n)
         except WsError as e:
             log.info("%r: failing with %d: %s", c, e.args[0], e.args[1])
+            code = e.args[0]
             if ws.status == _OPEN:
-                self.close(c, e.args[0], e.args[1].encode())
-            ws.status = _DONE
+                self.close(c, code, e.args[1].encode())
+            if ws.peer_closed:
+                ws.status = _DONE
+            elif code != 1007 and code != 1009:
+                # framing is out of step: parse nothing more, but drain
+                # until the peer goes, so our close is not lost to a reset
+                ws.status = _FAILED
+                c.set_timeout(1)
+            # else the stream is in step: wait for the peer's close
 
     def parse(self, c, buf, n):
         ws = c.ws
@@ -358,6 +370,7 @@ class Ws:
             self.peer_close(c, ws, data)
 
     def peer_close(self, c, ws, data):
+        ws.peer_closed = True
         code = 1005
         reason = b""
         if len(data) == 1:
