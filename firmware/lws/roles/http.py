@@ -41,6 +41,14 @@ class HttpError(Exception):
     """A request answered with an error status (args: status, message)."""
 
 
+# the usual header names, spelled as clients send them: no token check
+_KNOWN = {}
+for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding",
+           "Accept-Language", "Connection", "Content-Length", "Content-Type",
+           "Upgrade", "Cache-Control", "Cookie", "Origin", "Referer"):
+    _KNOWN[_n.encode()] = _KNOWN[_n.lower().encode()] = _n.lower()
+
+
 def _is_token(b):
     if not b:
         return False
@@ -68,7 +76,7 @@ def http_date(t=None):
     global _date, _date_t
     now = t is None
     if now:
-        t = time.time()
+        t = int(time.time())  # a float on the unix port
         if t == _date_t:
             return _date
     g = time.gmtime(t)
@@ -139,10 +147,10 @@ def parse_head(head):
         raise HttpError(505, "HTTP version not supported")
     else:
         raise HttpError(400, "bad HTTP version")
-    if not _is_token(m):
-        raise HttpError(400, "bad method")
     method = m.decode()
     if method not in METHODS:
+        if not _is_token(m):
+            raise HttpError(400, "bad method")
         raise HttpError(501, "method not implemented")
     if min(target) <= 32 or max(target) >= 127 or b"#" in target:
         raise HttpError(400, "bad request target")
@@ -170,14 +178,16 @@ def parse_head(head):
         c = line.find(b":")
         if c <= 0:
             raise HttpError(400, "header without colon")
-        name = line[:c]
-        if not _is_token(name):
-            raise HttpError(400, "bad header name")
+        name = _KNOWN.get(line[:c])
+        if name is None:
+            name = line[:c]
+            if not _is_token(name):
+                raise HttpError(400, "bad header name")
+            name = name.decode().lower()
         v = line[c + 1:].strip(b" \t")
         if _bad_value(v):
             raise HttpError(400, "bad bytes in header value")
         try:
-            name = name.decode().lower()
             v = v.decode()
         except UnicodeError:
             raise HttpError(400, "header value is not UTF-8")
@@ -366,7 +376,8 @@ class Http:
         elif req.version == "HTTP/1.0":
             req.keepalive = False
         _framing(req)
-        log.info("%r: %s %s", c, req.method, req.target)
+        if log.level & 8:
+            log.info("%r: %s %s", c, req.method, req.target)
         vh = req.vhost = _pick_vhost(c.vhosts, req)
         m = vh.find_mount(req.path)
         if m is None:
@@ -449,13 +460,14 @@ class Http:
         req = c.req
         if req.head_sent:
             raise ValueError("response already started")
-        req.head_sent = True
         nobody = status < 200 or status == 204 or status == 304
         if body is not None:
             if isinstance(body, str):
                 body = body.encode()
             length = len(body)
-        h = "HTTP/1.1 %d %s\r\nServer: microlws\r\n" % (status, reason(status))
+        h = ("HTTP/1.1 200 OK\r\nServer: microlws\r\n" if status == 200 else
+             "HTTP/1.1 %d %s\r\nServer: microlws\r\n" % (status,
+                                                        reason(status)))
         d = http_date()
         if d:
             h += "Date: " + d + "\r\n"
@@ -472,15 +484,19 @@ class Http:
                 req.out_chunked = True
                 h += "Transfer-Encoding: chunked\r\n"
         if headers:
-            if isinstance(headers, dict):
-                headers = headers.items()
-            for k, v in headers:
-                h += "%s: %s\r\n" % (k, v)
+            if isinstance(headers, str):
+                h += headers  # ready-made header lines
+            else:
+                if isinstance(headers, dict):
+                    headers = headers.items()
+                for k, v in headers:
+                    h += "%s: %s\r\n" % (k, v)
         if not req.keepalive:
             h += "Connection: close\r\n"
         elif req.version == "HTTP/1.0":
             h += "Connection: keep-alive\r\n"
         head = (h + "\r\n").encode()
+        req.head_sent = True  # only now: a MemoryError above still gets a 500
         if body is not None:
             if body and req.method != "HEAD" and not nobody:
                 head += body

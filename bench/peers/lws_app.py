@@ -1,0 +1,32 @@
+"""microlws, the app the bench measures: the file's folder mounted at /
+(file://, as any static site), and GET /heap answering the heap, the same
+app as the Microdot peer. (make run's test server carries every test
+protocol besides, so it is not what a small device would run.)
+
+usage: micropython lws_app.py PORT FILE
+"""
+import gc
+import sys
+
+import lws
+
+
+class Heap(lws.Protocol):
+    name = "heap"
+
+    def on_http(self, conn, req):
+        gc.collect()
+        conn.respond(200, body="%d %d\n" % (gc.mem_alloc(), gc.mem_free()),
+                     content_type="text/plain")
+
+
+def main():
+    port, path = int(sys.argv[1]), sys.argv[2]
+    root = path[:path.rfind("/")]
+    vh = lws.Vhost("localhost", port,
+                   [lws.Mount("/", "file://" + root),
+                    lws.Mount("/heap", "callback://heap")], [Heap()])
+    lws.Context([vh]).run()
+
+
+main()
