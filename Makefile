@@ -30,7 +30,9 @@ setup: $(STAMP)
 
 # Debian tools the tests use as real peers
 debs:
-	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@command -v curl >/dev/null && command -v libwebsockets-test-client >/dev/null || \
+	    { apt-get update -qq && apt-get install -y -qq curl libwebsockets-test-server; } || \
+	    echo "make: could not install curl / libwebsockets-test-server"
 
 run: setup
 	$(BIN)/lwstool serve --port $(PORT) \

@@ -83,7 +83,7 @@ def install_microdot():
         (d / "microdot").mkdir(parents=True)
     for f in Path(spec.origin).parent.glob("*.py"):
         shutil.copy(f, LIB / "microdot")
-        mpy_cross(f, LIB_MPY / "microdot" / (f.stem + ".mpy"))
+    mpy.build(LIB_MPY / "microdot", src=LIB / "microdot", only_changed=False)
 
 
 def find_wrk():

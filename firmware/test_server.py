@@ -2,12 +2,13 @@
 import sys
 
 _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
-        [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]"""
+        [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
+        [--ping SECS]"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
-         "timeout": None, "pool": None, "header-data": None}
+         "timeout": None, "pool": None, "header-data": None, "ping": None}
     alias = {"-p": "port", "-i": "iface", "-d": "debug"}
     i = 0
     while i < len(argv):
@@ -33,6 +34,8 @@ def main(argv=None):
     from lws.plugins.http_test import HttpTest
     from lws.plugins.dumb_increment import DumbIncrement
     from lws.plugins.echo import Echo
+    from lws.plugins.mirror import Mirror
+    from lws.plugins.status import Status
     o = _options(sys.argv[1:] if argv is None else argv)
     if o["debug"] is not None:
         log.set_level(int(o["debug"]))
@@ -41,6 +44,8 @@ def main(argv=None):
         opts["timeout_secs"] = float(o["timeout"])
     if o["pool"] is not None:
         opts["max_http_header_pool"] = int(o["pool"])
+    if o["ping"] is not None:
+        opts["ws_ping_pong_interval"] = float(o["ping"])
     if o["header-data"] is not None:
         opts["max_http_header_data"] = int(o["header-data"])
     if o["docroot"]:
@@ -53,7 +58,8 @@ def main(argv=None):
     # WebSocket protocols, on every vhost; /echo reaches echo with no
     # Sec-WebSocket-Protocol header, as lws's callback:// mounts do
     mounts.append(lws.Mount("/echo", "callback://echo"))
-    protocols += [DumbIncrement(), Echo()]
+    mounts.append(lws.Mount("/status.json", "callback://lws-status"))
+    protocols += [DumbIncrement(), Mirror(), Echo(), Status()]
     vh = lws.Vhost("localhost", int(o["port"]), mounts, protocols,
                    iface=o["iface"], ws_default="dumb-increment-protocol")
     ctx = lws.Context([vh], **opts)

@@ -5,8 +5,13 @@ import socket
 import struct
 
 
-def handshake(port, path="/echo", protocol=None, extra=b"", timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def handshake(port, path="/echo", protocol=None, extra=b"", timeout=5,
+              rcvbuf=None):
+    s = socket.socket()
+    s.settimeout(timeout)
+    if rcvbuf:  # before connecting, so the window stays small
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16))
     req = (b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

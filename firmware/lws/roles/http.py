@@ -380,14 +380,14 @@ class Http:
             log.info("%r: %s %s", c, req.method, req.target)
         vh = req.vhost = _pick_vhost(c.vhosts, req)
         m = vh.find_mount(req.path)
-        if m is None:
-            raise HttpError(404, "no mount")
-        req.mount = m
-        req.subpath = m.subpath(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
             self._upgrade(c, req, vh, m)
             return
+        if m is None:
+            raise HttpError(404, "no mount")
+        req.mount = m
+        req.subpath = m.subpath(req.path)
         h = req.handler = m.handler(c)
         c.proto = h
         if req.remaining or req.chunked is not None:
@@ -408,7 +408,7 @@ class Http:
             if proto is not None:
                 req.ws_protocol = True
                 break
-        if proto is None and m.kind == "callback":
+        if proto is None and m is not None and m.kind == "callback":
             proto = vh.protocol(m.target)
         if proto is None:
             proto = vh.ws_default_protocol()

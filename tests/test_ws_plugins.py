@@ -1,0 +1,212 @@
+"""The test server's WebSocket protocols with real peers: CPython
+websockets, and Debian's libwebsockets test client."""
+import asyncio
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import websockets
+
+from wsraw import frame, handshake, read_frame
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def url(server, path="/"):
+    return "ws://127.0.0.1:%d%s" % (server.port, path)
+
+
+def test_dumb_increment_counters_are_per_connection(server):
+    async def go():
+        async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]) as a:
+            for _ in range(5):
+                await a.recv()
+            async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]) as b:
+                assert int(await b.recv()) < 2  # its own counter, from 0
+                assert int(await a.recv()) >= 5
+    run(go())
+
+
+def test_mirror_reaches_everyone(server):
+    async def go():
+        conns = [await websockets.connect(url(server), subprotocols=["lws-mirror-protocol"])
+                 for _ in range(3)]
+        try:
+            for i, c in enumerate(conns):
+                await c.send("from %d" % i)
+                for d in conns:
+                    assert await asyncio.wait_for(d.recv(), 5) == "from %d" % i
+            await conns[0].send(b"\x00binary\xff")
+            for d in conns:
+                assert await d.recv() == b"\x00binary\xff"
+        finally:
+            for c in conns:
+                await c.close()
+    run(go())
+
+
+def test_mirror_too_big_is_1009(server):
+    async def go():
+        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as ws:
+            await ws.send("x" * 300)
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1009
+    run(go())
+
+
+def test_mirror_slow_reader_never_blocks_the_others(server):
+    N = 1500
+    slow, _ = handshake(server.port, "/", "lws-mirror-protocol", rcvbuf=2048)
+
+    async def go():
+        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as fast:
+            t0 = time.monotonic()
+            for i in range(N):
+                msg = "%04d" % i + "m" * 250
+                await fast.send(msg)
+                assert await asyncio.wait_for(fast.recv(), 5) == msg
+            return time.monotonic() - t0
+    took = run(go())
+    assert took < 30
+    # the slow reader gets what was kept: in order, the newest included,
+    # some of the oldest lost
+    slow.settimeout(3)
+    got = []
+    try:
+        while True:
+            f = read_frame(slow)
+            if f is None:
+                break
+            got.append(int(f[2][:4]))
+            if got[-1] == N - 1:
+                break
+    except socket.timeout:
+        pass
+    assert got and got == sorted(got) and got[-1] == N - 1
+    slow.close()
+    assert server.alive()
+
+
+MIRROR_UNIT = """
+from lws.plugins.mirror import Mirror
+
+class Ctx:
+    def callback_on_writable_all_protocol(self, p):
+        pass
+
+class Conn:
+    ctx = Ctx()
+    def __init__(self):
+        self.user = None
+        self.sent = []
+    def frame_is_binary(self):
+        return False
+    def send_text(self, d):
+        self.sent.append(bytes(d).decode())
+    send_binary = send_text
+    def callback_on_writable(self):
+        pass
+
+m = Mirror()
+fast, slow = Conn(), Conn()
+m.on_established(fast)
+m.on_established(slow)
+for i in range(100):
+    m.on_receive(fast, b"msg%d" % i)
+    m.on_server_writeable(fast)      # the fast reader keeps up
+# the slow one was never writable: it lost the oldest, keeps the newest
+while slow.user.waiting():
+    m.on_server_writeable(slow)
+print(len(fast.sent), fast.sent[-1], slow.user.lost, slow.sent[0], slow.sent[-1], len(slow.sent))
+"""
+
+
+def test_mirror_drops_oldest_for_the_slow_reader_only():
+    from conftest import run_mpy
+    r = run_mpy(MIRROR_UNIT)
+    assert r.returncode == 0, r.stderr
+    n_fast, last_fast, lost, first_slow, last_slow, n_slow = r.stdout.split()
+    assert (n_fast, last_fast) == ("100", "msg99")
+    assert last_slow == "msg99" and int(lost) + int(n_slow) == 100
+    assert int(lost) > 0 and first_slow == "msg%d" % int(lost)
+
+
+def test_status_json_and_live_status(server):
+    st, h, body = server.get("/status.json")
+    assert st == 200 and h["Content-Type"] == "application/json"
+    s = json.loads(body)
+    assert s["heap"]["alloc"] > 0 and s["heap"]["free"] > 0
+    assert any(c["role"] == "http" for c in s["connections"])
+
+    async def go():
+        async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]):
+            async with websockets.connect(url(server), subprotocols=["lws-status"]) as ws:
+                s1 = json.loads(await ws.recv())
+                protos = [c["protocol"] for c in s1["connections"]]
+                assert "dumb-increment-protocol" in protos and "lws-status" in protos
+                t0 = time.monotonic()
+                json.loads(await ws.recv())  # pushed again about a second later
+                assert 0.5 < time.monotonic() - t0 < 3
+    run(go())
+
+
+def test_automatic_ping_and_close_without_pong(server_factory):
+    srv = server_factory(args=["--ping", "1"])
+    s, _ = handshake(srv.port, "/echo")
+    s.settimeout(5)
+    t0 = time.monotonic()
+    fin, op, data = read_frame(s)
+    assert op == 9  # a PING after a quiet second
+    assert 0.7 < time.monotonic() - t0 < 3
+    assert read_frame(s) is None  # no PONG from us: hung up
+    assert time.monotonic() - t0 < 4
+
+    async def answers_pings():
+        async with websockets.connect(url(srv, "/echo"), ping_interval=None) as ws:
+            await asyncio.sleep(3.5)  # websockets answers PINGs by itself
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+    run(answers_pings())
+
+
+@pytest.mark.skipif(not shutil.which("libwebsockets-test-client"),
+                    reason="libwebsockets-test-server (Debian) not installed")
+def test_libwebsockets_test_client(server, tmp_path):
+    """Debian's lws test client: dumb-increment counts, mirror circles
+    reach a second (CPython) mirror client."""
+    async def go():
+        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as watch:
+            seen = []
+
+            async def collect():
+                async for m in watch:
+                    seen.append(m)
+            task = asyncio.create_task(collect())
+            log = open(tmp_path / "client.log", "wb")  # a pipe would fill up
+            p = subprocess.Popen(["libwebsockets-test-client", "127.0.0.1",
+                                  "--port=%d" % server.port, "-d", "15"],
+                                 stdout=log, stderr=subprocess.STDOUT)
+            try:
+                await asyncio.sleep(2.5)
+            finally:
+                p.terminate()
+                p.wait(10)
+                log.close()
+                task.cancel()
+            out = (tmp_path / "client.log").read_text(errors="replace")
+            assert seen, "no mirrored circle reached the second client"
+            return seen[0], out
+    circle, out = run(go())
+    assert re.match(r"c #[0-9A-Fa-f]{6} \d+ \d+ \d+;", circle), circle
+    assert "dumb: LWS_CALLBACK_CLIENT_ESTABLISHED" in out
+    counts = [int(n) for n in re.findall(r"rx \d+ '(\d+)'", out)]
+    assert len(counts) >= 10 and counts == list(range(counts[0], counts[0] + len(counts)))
