@@ -17,6 +17,7 @@ import lws
 
 class Ctl(lws.Protocol):
     name = "ctl"
+    rx_buffer_size = 1000
 
     def new_user(self, conn):
         return {"n": 0}
@@ -24,6 +25,8 @@ class Ctl(lws.Protocol):
     def on_receive(self, conn, data):
         msg = bytes(data).decode()
         conn.user["n"] += 1
+        if conn.user.get("big"):
+            msg = "big"
         if msg.startswith("close:"):
             _, code, reason = msg.split(":", 2)
             conn.close(int(code), reason)
@@ -36,8 +39,22 @@ class Ctl(lws.Protocol):
             t.append(conn.ctx.every(int(msg[6:]), resume))
         elif msg == "count":
             conn.send_text(str(conn.user["n"]))
+        elif msg == "ping-me":
+            conn.send_frame(9, b"from the server")
+        elif msg.startswith("big"):
+            conn.user["big"] = not conn.is_final_fragment()
+            # a long message arrives in pieces of rx_buffer_size
+            conn.send_text("%d %d %d %d" % (len(data), conn.is_first_fragment(),
+                           conn.is_final_fragment(), conn.remaining_packet_payload()))
         else:
             conn.send_text(msg)
+
+    def on_filter_protocol_connection(self, conn, req):
+        if req.headers.get("origin") == "http://evil.example":
+            return False
+
+    def on_established(self, conn):
+        conn.user["ua"] = conn.req.headers.get("user-agent")
 
     def on_peer_initiated_close(self, conn, code, reason):
         print("peer close", code, bytes(reason).decode())
@@ -126,3 +143,32 @@ def test_per_connection_user_data(app):
         await a.close()
         await b.close()
     run(go())
+
+
+def test_origin_filter_refuses_with_403(app):
+    async def go():
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await websockets.connect("ws://127.0.0.1:%d/" % app.port,
+                                     origin="http://evil.example")
+        assert e.value.response.status_code == 403
+        ok = await websockets.connect("ws://127.0.0.1:%d/" % app.port,
+                                      origin="http://good.example")
+        await ok.close()
+    run(go())
+
+
+def test_ping_from_user_code(app):
+    s, _ = handshake(app.port, "/")
+    s.sendall(frame(1, b"ping-me"))
+    assert read_frame(s) == (True, 9, b"from the server")
+
+
+def test_long_message_in_pieces_with_fragment_flags(app):
+    s, _ = handshake(app.port, "/")
+    s.sendall(frame(1, b"big" + b"x" * 2497))  # 2500 bytes, pieces of 1000
+    got = [read_frame(s)[2].decode() for _ in range(3)]
+    sizes = [tuple(int(x) for x in g.split()) for g in got]
+    assert [z[0] for z in sizes] == [1000, 1000, 500]
+    assert [z[1] for z in sizes] == [1, 0, 0]      # first fragment
+    assert [z[2] for z in sizes] == [0, 0, 1]      # final fragment
+    assert [z[3] for z in sizes] == [1500, 500, 0]  # payload still to come

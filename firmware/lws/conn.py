@@ -256,5 +256,5 @@ class Conn:
         return self.ws.msg_op == 2
 
     def remaining_packet_payload(self):
-        """Payload bytes of the current frame still to come."""
-        return self.ws.left
+        """Payload bytes of the current frame not delivered yet."""
+        return self.ws.left + self.ws.after

@@ -70,6 +70,7 @@ class State:
     final = True
     buf = None        # gathering a message longer than one read
     fill = 0
+    after = 0         # bytes of this read after the piece delivered
     utf8 = None
     carry = b""       # header bytes that arrived without the rest
     # connection
@@ -326,11 +327,20 @@ class Ws:
         if ws.utf8 is not None and not ws.utf8.feed(mv, last):
             raise WsError(1007, "invalid UTF-8 in text message")
         rxmax = c.proto.rx_buffer_size
-        if ws.buf is None and (last or k >= rxmax):
-            # the whole message (or a full piece) is here: no copy
-            self.deliver(c, ws, mv, last)
-            return
         if ws.buf is None:
+            # straight from the read buffer, in pieces of rx_buffer_size
+            while len(mv) > rxmax or (len(mv) == rxmax and not last):
+                ws.after = len(mv) - rxmax
+                self.deliver(c, ws, mv[:rxmax], False)
+                if ws.status != _OPEN or c.ws is not ws:
+                    return
+                mv = mv[rxmax:]
+            if last:
+                ws.after = 0
+                self.deliver(c, ws, mv, True)
+                return
+            if not mv:
+                return
             ws.buf = bytearray(rxmax)
             ws.fill = 0
         while True:
@@ -342,12 +352,14 @@ class Ws:
                 break
             # a full piece and more to come
             ws.fill = 0
+            ws.after = len(mv)
             self.deliver(c, ws, ws.buf, False)
             if ws.status != _OPEN or c.ws is not ws:
                 return
         if last:
             piece = memoryview(ws.buf)[:ws.fill]
             ws.buf = None
+            ws.after = 0
             self.deliver(c, ws, piece, True)
 
     def deliver(self, c, ws, data, final):
