@@ -28,6 +28,13 @@ class Conn:
     mask = 0
     #: the WebSocket framing state (WebSocket role)
     ws = None
+    #: what a client connection asked for (client connections)
+    cl = None
+    #: the subprotocol the server picked (WebSocket clients)
+    subprotocol = None
+    #: lws parent_wsi: children close just before their parent
+    parent = None
+    children = None
     want_write = False
     rx_paused = False
     closed = False
@@ -91,6 +98,9 @@ class Conn:
 
     def event(self, ev):
         try:
+            if ev & (_POLLERR | _POLLHUP) and self.cl is not None and \
+                    self.role.name == "client" and self.role.event_error(self):
+                return
             if ev & _POLLOUT:
                 if self.tx:
                     self._flush()
@@ -193,6 +203,11 @@ class Conn:
         """Hang up now: no goodbye on the wire."""
         if self.closed:
             return
+        if self.children:
+            for ch in list(self.children):
+                ch.drop()
+        if self.parent is not None and self.parent.children:
+            self.parent.children.remove(self)
         self.closed = True
         try:
             self.role.closed(self)
@@ -200,10 +215,11 @@ class Conn:
             log.exc(e, "%r: close callback", self)
         self.release_ah()
         self.ctx._closed(self)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         self.tx = None
         log.debug("%r: closed", self)
 

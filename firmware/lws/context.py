@@ -83,8 +83,11 @@ class Context:
     ws_close_timeout = 5
     #: close text messages that are not UTF-8 with 1007 (lws VALIDATE_UTF8)
     ws_validate_utf8 = True
-    #: the read buffer all WebSocket connections share, made at first use
-    ws_buf = None
+    #: seconds a client connection may take to connect
+    connect_timeout = 20
+    #: bytes read at once by WebSocket, raw and client connections
+    rx_buffer_size = 4096
+    _rx = None
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
                  log_level=None, **options):
@@ -109,6 +112,7 @@ class Context:
         self._stop = False
         self._timer = time.ticks_ms()
         self._timers = []
+        self._pool = []  # kept-alive client sockets
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
         self._ah_free.append(bytearray(self.max_http_header_data))
@@ -211,6 +215,40 @@ class Context:
         else:
             self._ah_free.append(ah)
 
+    def rx_buf(self):
+        """The read buffer WebSocket, raw and client connections share
+        (a read is handled whole before the next), made at first use."""
+        if self._rx is None:
+            self._rx = bytearray(self.rx_buffer_size)
+        return self._rx
+
+    # -- client connections (lws_client_connect_via_info) -----------------
+
+    def connect(self, url, protocol, method=None, headers=(), body=None,
+                subprotocols=(), origin=None, parent=None, proxy=None,
+                redirects=0, keepalive=True):
+        """Connect out; returns the connection at once. Its outcome reaches
+        the protocol: on_client_established (WebSocket),
+        on_client_http_response (HTTP, or a ws:// URL with a method),
+        on_raw_adopt (raw://, or method "RAW"), or
+        on_client_connection_error(conn, reason).
+
+        body: bytes, or True to stream it from on_client_writeable with
+        conn.write() and conn.complete(). proxy: 'socks5://[user:pw@]h:p'.
+        """
+        from .roles.client import new_client
+        return new_client(self, url, protocol, method, headers, body,
+                          subprotocols, origin, parent, proxy, redirects,
+                          keepalive)
+
+    def reconnect(self, c, url, fresh=False):
+        from .roles.client import reconnect
+        reconnect(self, c, url, fresh)
+
+    def pool_put(self, c):
+        from .roles.client import pool_put
+        pool_put(self, c)
+
     def file_buf(self):
         """The one buffer every connection reads files through."""
         return self._buf
@@ -240,7 +278,7 @@ class Context:
                 continue
             c.event(ev)
         now = time.ticks_ms()
-        for t in self._timers:
+        for t in self._timers[:] if self._timers else ():
             if time.ticks_diff(now, t[0]) >= 0:
                 t[0] = time.ticks_add(now, t[1])
                 try:
@@ -301,6 +339,9 @@ class Context:
                 pass
             s.close()
         self._listen = {}
+        for e in self._pool:
+            e[2].close()
+        self._pool = []
         log.notice("context closed")
 
     def callback_on_writable_all_protocol(self, proto):

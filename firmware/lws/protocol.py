@@ -66,3 +66,41 @@ class Protocol:
 
     def on_closed(self, conn):
         """The WebSocket connection is gone."""
+
+    # -- client connections (LWS_CALLBACK_CLIENT_* ) ---------------------------
+
+    def on_client_connection_error(self, conn, reason):
+        """The connection failed (DNS, refused, timeout, handshake...)."""
+
+    def on_client_established(self, conn):
+        """Our WebSocket is open (conn.subprotocol: the server's pick)."""
+
+    def on_client_receive(self, conn, data):
+        """A message, or a piece of one, from the server."""
+
+    def on_client_writeable(self, conn):
+        """The socket can take more: send frames, or a request body piece
+        (conn.write(), then conn.complete())."""
+
+    def on_client_http_response(self, conn, status, headers):
+        """The response head of an HTTP client connection."""
+
+    def on_client_http_body(self, conn, data):
+        """A piece of the response body."""
+
+    def on_client_http_completed(self, conn):
+        """The whole response has arrived."""
+
+    # -- raw connections (LWS_CALLBACK_RAW_*) ----------------------------------
+
+    def on_raw_adopt(self, conn):
+        """A raw connection is ready (conn.send() to write)."""
+
+    def on_raw_rx(self, conn, data):
+        """Bytes arrived."""
+
+    def on_raw_writeable(self, conn):
+        """The socket can take more (after conn.callback_on_writable())."""
+
+    def on_raw_close(self, conn):
+        """The raw connection is gone."""

@@ -20,7 +20,6 @@ _CLOSE_SENT = const(1)   # our close is out: waiting for the peer's
 _DONE = const(2)         # close handshake over: flush, then hang up
 _FAILED = const(3)       # failed: our close is out, input is dropped
 
-_RX_BUF = const(4096)
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -75,6 +74,7 @@ class State:
     carry = b""       # header bytes that arrived without the rest
     # connection
     status = _OPEN
+    client = False    # our frames are masked, the peer's must not be
     peer_closed = False
     ping_sent = False
     close_code = 1005
@@ -119,6 +119,18 @@ def upgrade(c, req, proto):
     return True
 
 
+def start_client(c, proto, left):
+    """The client's handshake succeeded: frames from now on."""
+    c.ws = State()
+    c.ws.client = True
+    c.role = ROLE
+    ROLE.idle(c)
+    proto.on_client_established(c)
+    if left and not c.closed:
+        c.ws.carry = left
+        ROLE.rx(c)
+
+
 class Ws:
     name = "ws"
 
@@ -148,7 +160,10 @@ class Ws:
 
     def writable(self, c):
         if c.ws.status == _OPEN:
-            c.proto.on_server_writeable(c)
+            if c.ws.client:
+                c.proto.on_client_writeable(c)
+            else:
+                c.proto.on_server_writeable(c)
 
     def settle(self, c):
         if c.ws.status == _DONE and not c.tx:
@@ -171,6 +186,14 @@ class Ws:
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
         n = len(data)
+        if c.ws.client:
+            # a fresh masking key per frame (RFC 6455 5.3)
+            import os
+            key = os.urandom(4)
+            b = bytearray(data)
+            unmask(b, 0, n, key, 0)
+            c.send(frame_head(op, n, fin, key) + b)
+            return
         h = frame_head(op, n, fin)
         if n > 1024:
             c.send(h)
@@ -197,9 +220,7 @@ class Ws:
     def rx(self, c):
         ws = c.ws
         ctx = c.ctx
-        buf = ctx.ws_buf
-        if buf is None:
-            buf = ctx.ws_buf = bytearray(_RX_BUF)
+        buf = ctx.rx_buf()
         k = len(ws.carry)
         if k:
             buf[:k] = ws.carry
@@ -264,7 +285,12 @@ class Ws:
         need = 2 + (2 if ln == 126 else 8 if ln == 127 else 0) + 4
         if b0 & 0x70:
             raise WsError(1002, "reserved bits set")
-        if not b1 & 0x80:
+        masked = b1 & 0x80
+        if ws.client:
+            if masked:
+                raise WsError(1002, "masked server frame")
+            need -= 4
+        elif not masked:
             raise WsError(1002, "unmasked client frame")
         if n - pos < need:
             return 0
@@ -304,13 +330,13 @@ class Ws:
         ws.op = op
         ws.fin = fin
         ws.left = ln
-        ws.key = bytes(buf[pos + need - 4:pos + need])
+        ws.key = bytes(buf[pos + need - 4:pos + need]) if masked else None
         ws.phase = 0
         return need
 
     def payload(self, c, ws, buf, pos, k):
         """k payload bytes at buf[pos:]: unmask, then deliver or gather."""
-        if k:
+        if k and ws.key:
             unmask(buf, pos, k, ws.key, ws.phase)
             ws.phase = (ws.phase + k) & 3
         mv = memoryview(buf)[pos:pos + k]
@@ -364,7 +390,10 @@ class Ws:
 
     def deliver(self, c, ws, data, final):
         ws.final = final
-        c.proto.on_receive(c, data)
+        if ws.client:
+            c.proto.on_client_receive(c, data)
+        else:
+            c.proto.on_receive(c, data)
         ws.first = False
         if final:
             ws.msg_op = 0

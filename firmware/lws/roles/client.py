@@ -1,0 +1,607 @@
+"""Client connections (lws_client_connect_via_info): connect, an optional
+SOCKS5 proxy, then an HTTP request (HTTP client mode, lws 2.0), a
+WebSocket handshake (then the ws role), or a raw stream (then the raw role).
+
+Every failure reaches the protocol's on_client_connection_error(conn,
+reason) as a value; nothing is raised into the loop.
+"""
+import socket
+import time
+from .. import log
+from .http import HttpError, _is_token, _bad_value, reason
+
+_CONNECTING = const(0)
+_SOCKS = const(1)
+_HEAD = const(2)     # request sent (or being sent); reading the response head
+_BODY = const(3)
+_SENDING = const(4)  # streaming a request body from on_client_writeable
+
+_POLLOUT = const(4)
+_POLLERR = const(8)
+_POLLHUP = const(16)
+_EINPROGRESS = const(115)
+_EAGAIN = const(11)
+
+
+class ClientState:
+    """What a client connection asked for and how far it got."""
+
+    kind = "http"          # http, ws or raw
+    state = _CONNECTING
+    established = False
+    failed = False
+    body = None            # bytes to send, or True to stream it
+    status = 0
+    resp = None            # response headers
+    left = -1              # response body bytes to come; -1: until close
+    chunked = None
+    keepalive = False
+    socks = None           # (user, password) or () for no auth
+    socks_step = 0
+    socks_buf = b""
+    key = None
+    carry = b""
+    reused = False
+    out_chunked = False
+    proxy_addr = None
+
+
+def parse_response_head(head):
+    """'HTTP/1.1 200 OK' and headers -> (status, headers dict)."""
+    lines = head.split(b"\n")
+    first = lines[0].rstrip(b"\r").split(b" ", 2)
+    if len(first) < 2 or not first[0].startswith(b"HTTP/1.") or \
+            len(first[1]) != 3 or not first[1].isdigit():
+        raise HttpError(0, "bad response status line")
+    headers = {}
+    for line in lines[1:]:
+        line = line.rstrip(b"\r")
+        if not line:
+            continue
+        c = line.find(b":")
+        if c <= 0 or not _is_token(line[:c]):
+            raise HttpError(0, "bad response header")
+        v = line[c + 1:].strip(b" \t")
+        if _bad_value(v):
+            raise HttpError(0, "bad bytes in response header")
+        name = line[:c].decode().lower()
+        v = v.decode()
+        old = headers.get(name)
+        headers[name] = v if old is None else old + ", " + v
+    return int(first[1]), headers, first[0].decode()
+
+
+class _BodySink:
+    """Dechunk hands pieces to on_http_body: route them to the client's."""
+
+    def __init__(self, proto):
+        self.proto = proto
+
+    def on_http_body(self, c, data):
+        self.proto.on_client_http_body(c, data)
+
+
+class Client:
+    name = "client"
+
+    # -- starting -------------------------------------------------------
+
+    def start(self, c, cl, host, port):
+        """Resolve and connect without blocking the loop (but DNS)."""
+        target = cl.proxy_addr or (host, port)
+        try:
+            ai = socket.getaddrinfo(target[0], target[1], 0,
+                                    socket.SOCK_STREAM)
+            if not ai:
+                raise OSError("no address")
+        except OSError as e:
+            return "DNS lookup of %s failed: %s" % (target[0], e)
+        s = socket.socket(ai[0][0], socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(ai[0][-1])
+        except OSError as e:
+            if e.args[0] not in (_EINPROGRESS, _EAGAIN):
+                s.close()
+                return "connect to %s:%d failed: %s" % (target[0],
+                                                         target[1], e)
+        c.sock = s
+        c.addr = ai[0][-1]
+        return None
+
+    def wants_rx(self, c):
+        st = c.cl.state
+        return st == _SOCKS or st == _HEAD or st == _BODY
+
+    # -- events ---------------------------------------------------------
+
+    def writable(self, c):
+        cl = c.cl
+        if cl.state == _CONNECTING:
+            self._connected(c)
+        elif cl.state == _SENDING:
+            c.set_timeout(c.ctx.timeout_secs)
+            c.proto.on_client_writeable(c)
+
+    def event_error(self, c):
+        """POLLERR/POLLHUP: while connecting it means refused."""
+        if c.cl.state == _CONNECTING:
+            self.fail(c, "connection refused")
+            return True
+        return False
+
+    def _connected(self, c):
+        cl = c.cl
+        try:
+            c.sock.setsockopt(6, 1, 1)  # TCP_NODELAY
+        except OSError:
+            pass
+        log.debug("%r: connected", c)
+        c.set_timeout(c.ctx.timeout_secs)  # now the handshake's time
+        if cl.socks is not None:
+            cl.state = _SOCKS
+            from .socks5 import greeting
+            c.send(greeting(cl.socks))
+            return
+        self._request(c)
+
+    def _request(self, c):
+        cl = c.cl
+        if cl.kind == "raw":
+            from . import raw
+            raw.adopt(c, c.proto)
+            return
+        h = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (cl.method, cl.path,
+                                               cl.host_header)
+        if cl.kind == "ws":
+            import binascii
+            import os
+            cl.key = binascii.b2a_base64(os.urandom(16))[:-1]
+            h += ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                  % cl.key.decode())
+            if cl.subprotocols:
+                h += "Sec-WebSocket-Protocol: %s\r\n" % ", ".join(
+                    cl.subprotocols)
+            if cl.origin:
+                h += "Origin: %s\r\n" % cl.origin
+        for k, v in cl.headers:
+            h += "%s: %s\r\n" % (k, v)
+        body = cl.body
+        if isinstance(body, str):
+            body = body.encode()
+        if body is not None and body is not True:
+            h += "Content-Length: %d\r\n" % len(body)
+        elif body is True and not cl.has_length:
+            h += "Transfer-Encoding: chunked\r\n"
+            cl.out_chunked = True
+        if cl.kind == "http" and not cl.keepalive_wanted:
+            h += "Connection: close\r\n"
+        head = (h + "\r\n").encode()
+        if body is not None and body is not True:
+            head += body
+        c.send(head)
+        c.set_timeout(c.ctx.timeout_secs)
+        if body is True:
+            cl.state = _SENDING
+            c.callback_on_writable()
+        else:
+            cl.state = _HEAD
+
+    # the request body API while _SENDING
+
+    def write(self, c, data):
+        cl = c.cl
+        if cl.out_chunked:
+            c.send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
+        else:
+            c.send(data)
+
+    def complete(self, c):
+        cl = c.cl
+        if cl.state == _SENDING:
+            if cl.out_chunked:
+                c.send(b"0\r\n\r\n")
+            cl.state = _HEAD
+            c.want_write = False
+
+    # -- reading ----------------------------------------------------------
+
+    def rx(self, c):
+        cl = c.cl
+        if cl.state == _SOCKS:
+            self._socks(c)
+        elif cl.state == _HEAD:
+            self._head(c)
+        elif cl.state == _BODY:
+            self._body(c)
+
+    def _socks(self, c):
+        from .socks5 import step
+        cl = c.cl
+        buf = c.ctx.rx_buf()
+        n = c.recv_into(buf)
+        if n is None:
+            return
+        if n == 0:
+            self.fail(c, "SOCKS5 proxy hung up")
+            return
+        err = step(c, cl, bytes(buf[:n]))
+        if err:
+            self.fail(c, err)
+        elif cl.socks_step == 99:
+            log.debug("%r: SOCKS5 tunnel open", c)
+            self._request(c)
+
+    def _head(self, c):
+        cl = c.cl
+        if c.ah is None:
+            c.ah = bytearray(c.ctx.max_http_header_data)
+            c.n = 0
+        n = c.recv_into(memoryview(c.ah)[c.n:])
+        if n is None:
+            return
+        if n == 0:
+            if cl.reused and not c.n:
+                # the server had closed the kept-alive connection
+                cl.reused = False
+                c.ctx.reconnect(c, cl.url, fresh=True)
+                return
+            self.fail(c, "server hung up before answering")
+            return
+        c.n += n
+        ah = c.ah
+        e = ah.find(b"\r\n\r\n", 0, c.n)
+        if e < 0:
+            if c.n >= len(ah):
+                self.fail(c, "response head too large")
+            return
+        try:
+            status, headers, ver = parse_response_head(bytes(ah[:e]))
+        except HttpError as err:
+            self.fail(c, err.args[1])
+            return
+        left = bytes(ah[e + 4:c.n])
+        c.ah = None
+        c.n = 0
+        cl.status = status
+        cl.resp = headers
+        if cl.kind == "ws":
+            self._ws_upgrade(c, cl, status, headers, left)
+            return
+        if status in (301, 302, 303, 307, 308) and cl.redirects > 0 and \
+                "location" in headers:
+            self._redirect(c, cl, status, headers["location"])
+            return
+        conn_tok = headers.get("connection", "").lower()
+        cl.keepalive = (cl.keepalive_wanted and ver == "HTTP/1.1"
+                        and "close" not in conn_tok)
+        te = headers.get("transfer-encoding", "").lower()
+        cl.left = -1
+        if cl.method == "HEAD" or status in (204, 304) or status < 200:
+            cl.left = 0
+        elif te:
+            if te != "chunked":
+                self.fail(c, "unsupported transfer coding " + te)
+                return
+            from .chunked import Dechunk
+            cl.chunked = Dechunk()
+        elif "content-length" in headers:
+            v = headers["content-length"].split(",")[0].strip()
+            if not v.isdigit():
+                self.fail(c, "bad Content-Length in response")
+                return
+            cl.left = int(v)
+        if cl.left < 0 and cl.chunked is None:
+            cl.keepalive = False  # the body ends when the server closes
+        cl.state = _BODY
+        cl.established = True
+        c.proto.on_client_http_response(c, status, headers)
+        if c.closed:
+            return
+        self._feed(c, left)
+        self._maybe_done(c)
+
+    def _body(self, c):
+        buf = c.ctx.rx_buf()
+        cl = c.cl
+        if cl.chunked is not None and cl.carry:
+            k = len(cl.carry)
+            buf[:k] = cl.carry
+            cl.carry = b""
+        else:
+            k = 0
+        n = c.recv_into(memoryview(buf)[k:])
+        if n is None:
+            return
+        if n == 0:
+            if cl.left < 0 and cl.chunked is None:
+                self._done(c)  # close-delimited body ends here
+            else:
+                self.fail(c, "server hung up in the middle of the body")
+            return
+        c.set_timeout(c.ctx.timeout_secs)
+        self._feed(c, memoryview(buf)[:k + n])
+        self._maybe_done(c)
+
+    def _feed(self, c, data):
+        cl = c.cl
+        if not len(data):
+            return
+        if cl.chunked is not None:
+            buf = bytearray(data)
+            try:
+                used = cl.chunked.feed(c, _BodySink(c.proto), buf, len(buf))
+            except HttpError as e:
+                self.fail(c, "bad chunked body: " + e.args[1])
+                return
+            if cl.chunked.state == 4:
+                cl.chunked = None
+                cl.left = 0
+            else:
+                cl.carry = bytes(buf[used:])
+            return
+        if cl.left >= 0:
+            data = data[:cl.left]
+            cl.left -= len(data)
+        if len(data):
+            c.proto.on_client_http_body(c, data)
+
+    def _maybe_done(self, c):
+        cl = c.cl
+        if not c.closed and cl.state == _BODY and cl.left == 0 and \
+                cl.chunked is None:
+            self._done(c)
+
+    def _done(self, c):
+        cl = c.cl
+        cl.state = -1
+        c.proto.on_client_http_completed(c)
+        if cl.keepalive and not c.closed:
+            c.ctx.pool_put(c)
+        else:
+            c.drop()
+
+    def _redirect(self, c, cl, status, location):
+        from ..uri import parse_uri
+        if location.startswith("/"):
+            location = "%s://%s%s" % (cl.scheme, cl.host_header, location)
+        log.info("%r: %d redirect to %s", c, status, location)
+        cl.redirects -= 1
+        if status == 303:
+            cl.method = "GET"
+            cl.body = None
+        try:
+            c.ctx.reconnect(c, location)
+        except ValueError as e:
+            self.fail(c, "bad redirect: %s" % e)
+
+    def _ws_upgrade(self, c, cl, status, headers, left):
+        from . import ws
+        if status != 101:
+            self.fail(c, "WebSocket handshake refused: HTTP %d %s" % (
+                status, reason(status)))
+            return
+        if "websocket" not in headers.get("upgrade", "").lower() or \
+                "upgrade" not in headers.get("connection", "").lower():
+            self.fail(c, "101 without Upgrade: websocket")
+            return
+        if headers.get("sec-websocket-accept") != \
+                ws.accept_key(cl.key).decode():
+            self.fail(c, "bad Sec-WebSocket-Accept")
+            return
+        if headers.get("sec-websocket-extensions"):
+            self.fail(c, "server chose an extension we did not offer")
+            return
+        p = headers.get("sec-websocket-protocol")
+        if p is not None and p not in cl.subprotocols:
+            self.fail(c, "server chose a protocol we did not offer: " + p)
+            return
+        cl.established = True
+        c.subprotocol = p
+        ws.start_client(c, c.proto, left)
+
+    # -- ends ------------------------------------------------------------
+
+    def fail(self, c, why):
+        cl = c.cl
+        if not cl.failed and not c.closed:
+            cl.failed = True
+            log.info("%r: client connection failed: %s", c, why)
+            try:
+                c.proto.on_client_connection_error(c, why)
+            except Exception as e:
+                log.exc(e, "connection error callback")
+        c.drop()
+
+    def timeout(self, c):
+        st = c.cl.state
+        self.fail(c, "connect timed out" if st == _CONNECTING else
+                  "timed out waiting for the server")
+
+    def settle(self, c):
+        pass
+
+    def failed(self, c):
+        self.fail(c, "callback failed")
+
+    def close(self, c, code, reason):
+        c.drop()
+
+    def closed(self, c):
+        cl = c.cl
+        if not cl.failed and cl.state != -1:
+            cl.failed = True
+            try:
+                c.proto.on_client_connection_error(c, "closed")
+            except Exception as e:
+                log.exc(e, "connection error callback")
+
+
+ROLE = Client()
+
+
+# -- making client connections (Context.connect and friends) ----------------
+
+_POOL_MAX = const(4)
+
+
+def _setup(ctx, c, cl, url):
+    from ..uri import parse_uri
+    scheme, host, port, path = parse_uri(url)
+    cl.url = url
+    cl.scheme = scheme
+    cl.host = host
+    cl.port = port
+    cl.path = path
+    dflt = port == (443 if scheme in ("https", "wss") else 80)
+    h = "[%s]" % host if ":" in host else host
+    cl.host_header = h if dflt else "%s:%d" % (h, port)
+    m = cl.method
+    if scheme == "raw" or m == "RAW":
+        cl.kind = "raw"
+    elif scheme in ("ws", "wss") and m is None:
+        cl.kind = "ws"
+        cl.method = "GET"
+    elif scheme in ("http", "https", "ws", "wss"):
+        cl.kind = "http"
+        cl.method = (m or "GET").upper()
+    else:
+        raise ValueError("cannot connect to " + scheme)
+    cl.tls = scheme in ("https", "wss")
+
+
+def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
+               parent, proxy, redirects, keepalive):
+    from ..conn import Conn
+    if isinstance(proto, str):
+        p = ctx.vhosts[0].protocol(proto) if ctx.vhosts else None
+        if p is None:
+            raise ValueError("no protocol " + proto)
+        proto = p
+    cl = ClientState()
+    cl.method = method.upper() if method else None
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    cl.headers = list(headers)
+    cl.has_length = any(k.lower() == "content-length" for k, _ in cl.headers)
+    cl.body = body
+    cl.subprotocols = list(subprotocols)
+    cl.origin = origin
+    cl.redirects = redirects
+    cl.keepalive_wanted = keepalive
+    _setup(ctx, None, cl, url)
+    if proxy:
+        from ..uri import parse_uri, userinfo
+        ps, phost, pport, _ = parse_uri(proxy)
+        if ps not in ("socks5", "socks5h"):
+            raise ValueError("only socks5:// proxies")
+        cl.proxy_addr = (phost, pport)
+        cl.socks = userinfo(proxy) or ()
+    c = Conn(ctx, None, None, ctx.vhosts, ROLE)
+    c.cl = cl
+    c.proto = proto
+    c.user = proto.new_user(c)
+    if parent is not None:
+        c.parent = parent
+        if parent.children is None:
+            parent.children = []
+        parent.children.append(c)
+    _go(ctx, c, cl)
+    return c
+
+
+def _go(ctx, c, cl):
+    """Open (or take from the pool) the socket and register it."""
+    err = None
+    if cl.tls:
+        err = "TLS client connections are not available in this build"
+    s = None
+    if err is None and cl.kind == "http" and cl.proxy_addr is None:
+        s = pool_get(ctx, cl.host, cl.port)
+    if s is not None:
+        c.sock = s
+        cl.reused = True
+    elif err is None:
+        err = ROLE.start(c, cl, cl.host, cl.port)
+    if err:
+        # reported from the loop, after connect() has returned
+        t = []
+        t.append(ctx.every(0, lambda: (ctx.cancel(t[0]), ROLE.fail(c, err))))
+        return
+    ctx.conns[c.sock] = c
+    ctx.poll.register(c.sock, _POLLOUT)
+    c.mask = _POLLOUT
+    c.want_write = True  # writable: the connect has finished
+    c.set_timeout(ctx.connect_timeout)
+    if cl.reused:
+        c.want_write = False
+        cl.state = _CONNECTING
+        ROLE._request(c)
+        c.update()
+
+
+def reconnect(ctx, c, url, fresh=False):
+    """Point c at url (a redirect, or a retry) on a new socket."""
+    cl = c.cl
+    if c.sock is not None:
+        ctx.conns.pop(c.sock, None)
+        try:
+            ctx.poll.unregister(c.sock)
+        except (OSError, KeyError):
+            pass
+        c.sock.close()
+        c.sock = None
+    c.ah = None
+    c.n = 0
+    c.tx = None
+    c.mask = 0
+    cl.state = _CONNECTING
+    cl.chunked = None
+    cl.carry = b""
+    _setup(ctx, c, cl, url)
+    if fresh:
+        cl.reused = False
+        s_err = ROLE.start(c, cl, cl.host, cl.port)
+        if s_err:
+            ROLE.fail(c, s_err)
+            return
+        ctx.conns[c.sock] = c
+        ctx.poll.register(c.sock, _POLLOUT)
+        c.mask = _POLLOUT
+        c.want_write = True
+        c.set_timeout(ctx.connect_timeout)
+        return
+    _go(ctx, c, cl)
+
+
+def pool_put(ctx, c):
+    """Keep a finished HTTP client connection's socket for the next
+    request to the same server (keep-alive)."""
+    cl = c.cl
+    s = c.sock
+    ctx.conns.pop(s, None)
+    try:
+        ctx.poll.unregister(s)
+    except (OSError, KeyError):
+        pass
+    c.sock = None
+    c.closed = True
+    pool = ctx._pool
+    if len(pool) >= _POOL_MAX:
+        pool.pop(0)[2].close()
+    pool.append((cl.host, cl.port, s,
+                 time.ticks_add(time.ticks_ms(), ctx.keepalive_timeout * 1000)))
+
+
+def pool_get(ctx, host, port):
+    pool = ctx._pool
+    now = time.ticks_ms()
+    for e in list(pool):
+        if time.ticks_diff(now, e[3]) >= 0:
+            pool.remove(e)
+            e[2].close()
+        elif e[0] == host and e[1] == port:
+            pool.remove(e)
+            return e[2]
+    return None
