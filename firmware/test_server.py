@@ -3,12 +3,13 @@ import sys
 
 _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
-        [--ping SECS]"""
+        [--ping SECS] [--tls-port PORT --cert CERT --key KEY]"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
-         "timeout": None, "pool": None, "header-data": None, "ping": None}
+         "timeout": None, "pool": None, "header-data": None, "ping": None,
+         "tls-port": None, "cert": None, "key": None}
     alias = {"-p": "port", "-i": "iface", "-d": "debug"}
     i = 0
     while i < len(argv):
@@ -60,10 +61,20 @@ def main(argv=None):
     mounts.append(lws.Mount("/echo", "callback://echo"))
     mounts.append(lws.Mount("/status.json", "callback://lws-status"))
     protocols += [DumbIncrement(), Mirror(), Echo(), Status()]
-    vh = lws.Vhost("localhost", int(o["port"]), mounts, protocols,
-                   iface=o["iface"], ws_default="dumb-increment-protocol")
-    ctx = lws.Context([vh], **opts)
+    vhosts = [lws.Vhost("localhost", int(o["port"]), mounts, protocols,
+                        iface=o["iface"], ws_default="dumb-increment-protocol")]
+    if o["tls-port"]:
+        # the same pages and protocols over https/wss
+        vhosts.append(lws.Vhost("localhost-tls", int(o["tls-port"]), mounts,
+                                protocols, iface=o["iface"],
+                                ws_default="dumb-increment-protocol",
+                                tls_cert=o["cert"], tls_key=o["key"],
+                                redirect_http_to_https=int(o["tls-port"]),
+                                sts=True))
+    ctx = lws.Context(vhosts, **opts)
     log.notice("microlws test server on http://localhost:%s/", o["port"])
+    if o["tls-port"]:
+        log.notice("and on https://localhost:%s/", o["tls-port"])
     ctx.run()
 
 

@@ -35,6 +35,12 @@ class Conn:
     #: lws parent_wsi: children close just before their parent
     parent = None
     children = None
+    #: TLS: the connection is encrypted / still in its handshake
+    tls = False
+    handshaking = False
+    #: the last socket error, for the reason a client reports
+    err = None
+    plain_on_tls = False
     want_write = False
     rx_paused = False
     closed = False
@@ -139,6 +145,7 @@ class Conn:
         except OSError as e:
             if e.args[0] != _EAGAIN:
                 log.info("%r: send: %s", self, e)
+                self.err = e
                 self.drop()
                 return
             n = 0
@@ -158,6 +165,7 @@ class Conn:
                 if e.args[0] == _EAGAIN:
                     return
                 log.info("%r: send: %s", self, e)
+                self.err = e
                 self.drop()
                 return
             if n is None or n < len(d):
@@ -176,6 +184,7 @@ class Conn:
             if e.args[0] == _EAGAIN:
                 return None
             log.info("%r: recv: %s", self, e)
+            self.err = e
             return 0
 
     def ah_ready(self, ah):
@@ -209,6 +218,8 @@ class Conn:
         if self.parent is not None and self.parent.children:
             self.parent.children.remove(self)
         self.closed = True
+        if self.handshaking:
+            self.ctx.tls_handshake_done(self)
         try:
             self.role.closed(self)
         except Exception as e:

@@ -27,6 +27,11 @@ class Vhost:
         self.protocols = list(protocols)
         self.mounts = []
         self.options = options
+        self.tls_ctx = None
+        if options.get("tls_cert"):
+            from .tls import server_context
+            self.tls_ctx = server_context(options["tls_cert"],
+                                          options["tls_key"])
         for m in mounts:
             self.mount(m)
 
@@ -83,6 +88,10 @@ class Context:
     ws_close_timeout = 5
     #: close text messages that are not UTF-8 with 1007 (lws VALIDATE_UTF8)
     ws_validate_utf8 = True
+    #: TLS handshakes in progress at once; more connections wait (each
+    #: handshake takes several KB of heap)
+    max_tls_handshakes = 2
+    tls_handshakes = 0
     #: seconds a client connection may take to connect
     connect_timeout = 20
     #: bytes read at once by WebSocket, raw and client connections
@@ -157,6 +166,14 @@ class Context:
             except OSError:
                 pass
             try:
+                if vhosts[0].tls_ctx is not None:
+                    from .tls import SNIFF
+                    c = Conn(self, s, addr, vhosts, SNIFF)
+                    self.conns[s] = c
+                    self.poll.register(s, 0)
+                    c.set_timeout(self.timeout_secs)
+                    c.update()
+                    continue
                 c = Conn(self, s, addr, vhosts, http.ROLE)
                 self.conns[s] = c
                 self.poll.register(s, 0)
@@ -215,6 +232,26 @@ class Context:
         else:
             self._ah_free.append(ah)
 
+    def rekey(self, c, s):
+        """c's socket is now s (wrapped in TLS)."""
+        old = c.sock
+        self.conns.pop(old, None)
+        try:
+            self.poll.unregister(old)
+        except (OSError, KeyError):
+            pass
+        c.sock = s
+        c.mask = 0
+        self.conns[s] = c
+        self.poll.register(s, 0)
+
+    def tls_handshake_done(self, c):
+        c.handshaking = False
+        self.tls_handshakes -= 1
+        for w in self.conns.values():
+            if w.role.name == "tls":
+                w.update()  # a waiting connection may start its own
+
     def rx_buf(self):
         """The read buffer WebSocket, raw and client connections share
         (a read is handled whole before the next), made at first use."""
@@ -226,7 +263,7 @@ class Context:
 
     def connect(self, url, protocol, method=None, headers=(), body=None,
                 subprotocols=(), origin=None, parent=None, proxy=None,
-                redirects=0, keepalive=True):
+                redirects=0, keepalive=True, ca=None, insecure=False):
         """Connect out; returns the connection at once. Its outcome reaches
         the protocol: on_client_established (WebSocket),
         on_client_http_response (HTTP, or a ws:// URL with a method),
@@ -235,11 +272,14 @@ class Context:
 
         body: bytes, or True to stream it from on_client_writeable with
         conn.write() and conn.complete(). proxy: 'socks5://[user:pw@]h:p'.
+        https/wss: the server's certificate is checked against ca (a PEM or
+        DER file or bytes) and its name against the host; insecure=True
+        skips both (self-signed test servers only).
         """
         from .roles.client import new_client
         return new_client(self, url, protocol, method, headers, body,
                           subprotocols, origin, parent, proxy, redirects,
-                          keepalive)
+                          keepalive, ca, insecure)
 
     def reconnect(self, c, url, fresh=False):
         from .roles.client import reconnect

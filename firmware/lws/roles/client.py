@@ -145,8 +145,27 @@ class Client:
             return
         self._request(c)
 
+    def _tls(self, c, cl):
+        """Wrap the connected socket; the handshake runs as it is used.
+        Returns an error text, or None."""
+        from ..tls import client_context
+        try:
+            tctx = client_context(cl.ca, cl.insecure)
+            s = tctx.wrap_socket(c.sock, server_hostname=cl.host,
+                                 do_handshake_on_connect=False)
+        except (OSError, ValueError, MemoryError) as e:
+            return "TLS: %s" % (e,)
+        c.ctx.rekey(c, s)
+        c.tls = True
+        return None
+
     def _request(self, c):
         cl = c.cl
+        if cl.tls and not c.tls:
+            err = self._tls(c, cl)
+            if err:
+                self.fail(c, err)
+                return
         if cl.kind == "raw":
             from . import raw
             raw.adopt(c, c.proto)
@@ -432,8 +451,12 @@ class Client:
         cl = c.cl
         if not cl.failed and cl.state != -1:
             cl.failed = True
+            why = "closed"
+            if c.err is not None:
+                why = ("TLS failure: %s" if c.tls else "connection error: %s"
+                       ) % (c.err,)
             try:
-                c.proto.on_client_connection_error(c, "closed")
+                c.proto.on_client_connection_error(c, why)
             except Exception as e:
                 log.exc(e, "connection error callback")
 
@@ -472,7 +495,7 @@ def _setup(ctx, c, cl, url):
 
 
 def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
-               parent, proxy, redirects, keepalive):
+               parent, proxy, redirects, keepalive, ca=None, insecure=False):
     from ..conn import Conn
     if isinstance(proto, str):
         p = ctx.vhosts[0].protocol(proto) if ctx.vhosts else None
@@ -490,6 +513,8 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     cl.origin = origin
     cl.redirects = redirects
     cl.keepalive_wanted = keepalive
+    cl.ca = ca
+    cl.insecure = insecure
     _setup(ctx, None, cl, url)
     if proxy:
         from ..uri import parse_uri, userinfo
@@ -514,8 +539,6 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
 def _go(ctx, c, cl):
     """Open (or take from the pool) the socket and register it."""
     err = None
-    if cl.tls:
-        err = "TLS client connections are not available in this build"
     s = None
     if err is None and cl.kind == "http" and cl.proxy_addr is None:
         s = pool_get(ctx, cl.host, cl.port)

@@ -297,6 +297,8 @@ class Http:
         if n == 0:
             c.drop()
             return
+        if c.handshaking:
+            c.ctx.tls_handshake_done(c)
         c.n += n
         try:
             if st == _HEAD:
@@ -379,6 +381,10 @@ class Http:
         if log.level & 8:
             log.info("%r: %s %s", c, req.method, req.target)
         vh = req.vhost = _pick_vhost(c.vhosts, req)
+        to = vh.options.get("redirect_http_to_https")
+        if c.plain_on_tls or (to and not c.tls):
+            self._to_https(c, req, vh, to)
+            return
         m = vh.find_mount(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
@@ -396,6 +402,21 @@ class Http:
         h.on_http(c, req)
         if not c.closed and c.req is req:
             self._body(c)
+
+    def _to_https(self, c, req, vh, to):
+        """lws redirect_http_to_https: plain HTTP gets a 301 to https on
+        the same host (to: True, or the TLS port)."""
+        if not to:
+            raise HttpError(400, "this port speaks TLS (https://)")
+        host = req.headers.get("host", vh.name)
+        if host.startswith("["):
+            host = host[:host.find("]") + 1]
+        else:
+            host = host.partition(":")[0]
+        if to is not True and int(to) != 443:
+            host = "%s:%d" % (host, int(to))
+        req.keepalive = False
+        c.respond(301, {"Location": "https://" + host + req.target}, "")
 
     def _upgrade(self, c, req, vh, m):
         """Pick the protocol: by Sec-WebSocket-Protocol, else the one a
@@ -491,6 +512,12 @@ class Http:
                     headers = headers.items()
                 for k, v in headers:
                     h += "%s: %s\r\n" % (k, v)
+        if c.tls:
+            sts = req.vhost.options.get("sts") if req.vhost else None
+            if sts:
+                h += "Strict-Transport-Security: max-age=%d ; " \
+                     "includeSubDomains\r\n" % (15768000 if sts is True
+                                                 else sts)
         if not req.keepalive:
             h += "Connection: close\r\n"
         elif req.version == "HTTP/1.0":
