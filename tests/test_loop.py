@@ -133,13 +133,20 @@ def test_log_format_and_levels(tmp_path):
 def test_make_run_docroot_port_heap(tmp_path):
     port = free_port()
     (tmp_path / "index.html").write_text("<p>from DOCROOT</p>")
+    tls_port = free_port()
     p = subprocess.Popen(["make", "-s", "run", "PORT=%d" % port,
+                          "TLS_PORT=%d" % tls_port,
                           "DOCROOT=%s" % tmp_path, "HEAP=256K"], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     try:
         wait_port(port, p, timeout=60)
         out = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/" % port],
+                             capture_output=True, timeout=10).stdout
+        assert out == b"<p>from DOCROOT</p>"
+        # and over TLS, with the certificate made on first use
+        wait_port(tls_port, p, timeout=30)
+        out = subprocess.run(["curl", "-sk", "https://127.0.0.1:%d/" % tls_port],
                              capture_output=True, timeout=10).stdout
         assert out == b"<p>from DOCROOT</p>"
     finally:

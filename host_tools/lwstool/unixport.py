@@ -54,8 +54,13 @@ def environment(path=None):
 
 
 def server_args(port=7681, docroot=None, debug=None, timeout=None,
-                pool=None, iface=None):
+                pool=None, iface=None, tls_port=None, cert=None, key=None):
     a = ["-p", port]
+    if tls_port:
+        if cert is None:
+            from .certs import ensure_cert
+            cert, key = ensure_cert(REPO / "build" / "tls")
+        a += ["--tls-port", tls_port, "--cert", cert, "--key", key]
     if docroot:
         a += ["--docroot", Path(docroot).resolve()]
     if debug is not None:
