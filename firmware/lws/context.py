@@ -28,10 +28,11 @@ class Vhost:
         self.mounts = []
         self.options = options
         self.tls_ctx = None
-        if options.get("tls_cert"):
+        if options.get("tls_cert") or options.get("tls_psk"):
             from .tls import server_context
-            self.tls_ctx = server_context(options["tls_cert"],
-                                          options["tls_key"])
+            self.tls_ctx = server_context(options.get("tls_cert"),
+                                          options.get("tls_key"),
+                                          options.get("tls_psk"))
         for m in mounts:
             self.mount(m)
 
@@ -263,7 +264,8 @@ class Context:
 
     def connect(self, url, protocol, method=None, headers=(), body=None,
                 subprotocols=(), origin=None, parent=None, proxy=None,
-                redirects=0, keepalive=True, ca=None, insecure=False):
+                redirects=0, keepalive=True, ca=None, insecure=False,
+                psk=None):
         """Connect out; returns the connection at once. Its outcome reaches
         the protocol: on_client_established (WebSocket),
         on_client_http_response (HTTP, or a ws:// URL with a method),
@@ -274,12 +276,13 @@ class Context:
         conn.write() and conn.complete(). proxy: 'socks5://[user:pw@]h:p'.
         https/wss: the server's certificate is checked against ca (a PEM or
         DER file or bytes) and its name against the host; insecure=True
-        skips both (self-signed test servers only).
+        skips both (self-signed test servers only); psk=(identity, key)
+        uses TLS-PSK instead of certificates.
         """
         from .roles.client import new_client
         return new_client(self, url, protocol, method, headers, body,
                           subprotocols, origin, parent, proxy, redirects,
-                          keepalive, ca, insecure)
+                          keepalive, ca, insecure, psk)
 
     def reconnect(self, c, url, fresh=False):
         from .roles.client import reconnect

@@ -40,10 +40,22 @@ def der(data, what="key"):
                          "-outform DER" % what)
 
 
-def server_context(cert, key):
-    """An SSLContext for a TLS vhost, from files or bytes, PEM or DER."""
+def _psk(ctx, attr, value):
+    if not hasattr(ctx, attr):
+        raise ValueError("this MicroPython's tls module has no TLS-PSK "
+                         "(mbedTLS built without PSK key exchange)")
+    setattr(ctx, attr, value)
+
+
+def server_context(cert=None, key=None, psk=None):
+    """An SSLContext for a TLS vhost: a certificate and key (files or
+    bytes, PEM or DER), and/or TLS-PSK keys {identity: key} (bytes)."""
     import tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
+    if psk:
+        _psk(ctx, "server_psk_keys", psk)
+    if cert is None:
+        return ctx
     try:
         ctx.load_cert_chain(der(cert, "certificate"), der(key, "key"))
     except ValueError as e:
@@ -54,9 +66,14 @@ def server_context(cert, key):
     return ctx
 
 
-def client_context(ca=None, insecure=False):
+def client_context(ca=None, insecure=False, psk=None):
     import tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if psk:
+        _psk(ctx, "psk_identity", psk[0])
+        ctx.psk_key = psk[1]
+        ctx.verify_mode = tls.CERT_NONE  # the key is the authentication
+        return ctx
     if insecure:
         ctx.verify_mode = tls.CERT_NONE
     else:
@@ -69,8 +86,7 @@ def client_context(ca=None, insecure=False):
 def psk_available():
     """True if this MicroPython's tls module does TLS-PSK."""
     import tls
-    return hasattr(tls.SSLContext, "psk_identity") or hasattr(
-        tls.SSLContext(tls.PROTOCOL_TLS_CLIENT), "psk_identity")
+    return hasattr(tls.SSLContext(tls.PROTOCOL_TLS_SERVER), "server_psk_keys")
 
 
 class Sniff:

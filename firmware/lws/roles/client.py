@@ -150,7 +150,7 @@ class Client:
         Returns an error text, or None."""
         from ..tls import client_context
         try:
-            tctx = client_context(cl.ca, cl.insecure)
+            tctx = client_context(cl.ca, cl.insecure, cl.psk)
             s = tctx.wrap_socket(c.sock, server_hostname=cl.host,
                                  do_handshake_on_connect=False)
         except (OSError, ValueError, MemoryError) as e:
@@ -495,7 +495,8 @@ def _setup(ctx, c, cl, url):
 
 
 def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
-               parent, proxy, redirects, keepalive, ca=None, insecure=False):
+               parent, proxy, redirects, keepalive, ca=None, insecure=False,
+               psk=None):
     from ..conn import Conn
     if isinstance(proto, str):
         p = ctx.vhosts[0].protocol(proto) if ctx.vhosts else None
@@ -515,6 +516,7 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     cl.keepalive_wanted = keepalive
     cl.ca = ca
     cl.insecure = insecure
+    cl.psk = psk
     _setup(ctx, None, cl, url)
     if proxy:
         from ..uri import parse_uri, userinfo
