@@ -1,19 +1,176 @@
-# main.py: bring the server up. An optional /lws.json sets the port and
-# the folder served at /, e.g. {"port": 80, "docroot": "www"}.
-import lws
+# main.py: bring the board up from lws.json: the WLAN through the saved
+# slots (lws.wlan), then the server, with the set-up page at /setup.
+#
+# lws.json (every key optional):
+#   {"wlan": {"slots": "wlan.json", "hostname": "lws", "ap_ssid": null,
+#             "ap_password": null, "timeout": 10, "wait": 30,
+#             "setup": "ap"},      # "ap": /setup while the AP is up;
+#                                  # "always"; "never"
+#    "server": {"port": 80, "docroot": "www",
+#               "mounts": [["/echo", "callback://echo"]],
+#               "protocols": ["lws.plugins.echo.Echo"],
+#               "log_level": 7, "options": {"timeout_secs": 20}}}
+# "wlan": false (or null) leaves the radio alone.
+#
+# Safe mode: boot.py counts boots in boot_count and this file clears it
+# once the server listens. After 3 boots that never got there, or while a
+# file named safe_mode exists, nothing is started and the REPL stays free:
+# fix lws.json or the deploy, then os.remove("boot_count").
+import gc
+import os
+
+_MAX_FAILED_BOOTS = 3
+
+
+def _log(msg, *args):
+    try:
+        from lws import log
+        log.notice(msg, *args)
+    except Exception:
+        print(msg % args if args else msg)
+
+
+def safe_mode():
+    """Why nothing may start, or None."""
+    try:
+        os.stat("safe_mode")
+        return "the file safe_mode exists (os.remove('safe_mode') to leave)"
+    except OSError:
+        pass
+    try:
+        with open("boot_count") as f:
+            n = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        n = 0
+    if n > _MAX_FAILED_BOOTS:
+        return ("%d boots in a row did not get the server up: fix lws.json "
+                "or the deploy, then os.remove('boot_count')" % (n - 1))
+    return None
+
+
+def booted():
+    """The server is up: this boot counts as good."""
+    try:
+        os.remove("boot_count")
+    except OSError:
+        pass
+
+
+def load_config(path="lws.json"):
+    import json
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError:
+        return {}
+    except ValueError as e:
+        _log("main: %s is not valid JSON (%s): using the defaults", path, e)
+        return {}
+    if not isinstance(cfg, dict):
+        _log("main: %s is not a JSON object: using the defaults", path)
+        return {}
+    if "server" not in cfg and ("port" in cfg or "docroot" in cfg):
+        cfg = {"server": cfg}  # the old flat form {"port": .., "docroot": ..}
+    return cfg
+
+
+def start_wlan(w):
+    """The WLAN manager, connected or with its access point up; None when
+    there is no radio."""
+    from lws.wlan import Slots, Manager
+    try:
+        import network  # noqa: F401
+    except ImportError:
+        _log("main: no network module: WLAN left alone")
+        return None
+    m = Manager(Slots(w.get("slots", "wlan.json")), w.get("hostname"),
+                w.get("ap_ssid"), w.get("ap_password"), w.get("timeout", 10),
+                **w.get("options", {}))
+    if m.connect(w.get("wait", 30)):
+        _log("main: WLAN connected to %s, address %s", m.ssid, m.ip)
+    else:
+        _log("main: no saved network answered: access point %s is up, "
+             "set-up page at /setup", m.ap)
+    return m
+
+
+def load_protocol(spec):
+    """'lws.plugins.echo.Echo' -> an Echo()."""
+    mod, _, cls = spec.rpartition(".")
+    obj = __import__(mod)
+    for part in mod.split(".")[1:] + [cls]:
+        obj = getattr(obj, part)
+    return obj()
 
 
 def main():
-    cfg = {}
+    reason = safe_mode()
+    if reason:
+        _log("main: SAFE MODE, nothing started: %s", reason)
+        return None
+    import lws
+    from lws import log
+    cfg = load_config()
+    srv = cfg.get("server") or {}
+    if "log_level" in srv:
+        log.set_level(srv["log_level"])
+    w = cfg.get("wlan", {})
+    m = None
+    if w is not False and w is not None:
+        if not isinstance(w, dict):
+            w = {}
+        try:
+            m = start_wlan(w)
+        except Exception as e:
+            log.exc(e, "main: WLAN set-up failed; serving without it")
+    gc.collect()
+    mounts = []
+    if srv.get("docroot", "www"):
+        mounts.append(lws.Mount("/", "file://" + srv.get("docroot", "www")))
+    protocols = []
+    for mp, origin in srv.get("mounts", ()):
+        mounts.append(lws.Mount(mp, origin))
+    for spec in srv.get("protocols", ()):
+        try:
+            protocols.append(load_protocol(spec))
+        except Exception as e:
+            log.exc(e, "main: protocol %s not loaded", spec)
+    vh = lws.Vhost("lws", srv.get("port", 80), mounts, protocols)
+    if m is not None:
+        from lws.plugins.wlan_setup import WlanSetup
+        vh.protocols.append(WlanSetup(m))
+        when = w.get("setup", "ap")
+        setup = lws.Mount("/setup", "callback://lws-wlan-setup")
+        if when == "always" or (when == "ap" and m.ap):
+            vh.mount(setup)
+
+        def changed(state, info):
+            # "ap": the page is there while the access point is
+            if when != "ap":
+                return
+            if state == "ap" and setup not in vh.mounts:
+                vh.mount(setup)
+            elif state == "connected" and m.ap is None and \
+                    setup in vh.mounts:
+                vh.mounts.remove(setup)
+
+        m.on_change = changed
+    ctx = lws.Context([vh], **srv.get("options", {}))
+    if m is not None:
+        m.attach(ctx)
+    booted()
+    gc.collect()
+    log.notice("main: serving on port %d", vh.port)
+    ctx.run()
+    return ctx
+
+
+try:
+    main()
+except Exception as e:  # never crash into a boot loop: the REPL stays
     try:
-        import json
-        with open("lws.json") as f:
-            cfg = json.load(f)
-    except (OSError, ValueError):
+        import sys
+        print("main: failed:", repr(e))
+        sys.print_exception(e)
+    except Exception:
         pass
-    root = cfg.get("docroot", "www")
-    lws.Context(port=cfg.get("port", 80),
-                mounts=[lws.Mount("/", "file://" + root)]).run()
-
-
-main()
