@@ -1,0 +1,339 @@
+"""A virtual board: the MicroPython unix port on a pty, like a serial board.
+
+    vb = VirtualBoard("esp8266", root="build/vboard")
+    vb.run()               # foreground; vb.path is the pty to connect to
+
+The bridge sits between two ptys: the user's (its path is what mpremote,
+ampy and lwstool open) and the interpreter's. It does what a board does and
+the unix port does not (the facts are in the design notes):
+
+- both ptys are raw with echo off (a cooked pty turns \\r\\n into \\r\\r\\n
+  and mpremote "could not enter raw repl");
+- the root folder is the board's flash: the interpreter's working folder
+  and first on its path. On (re)start boot.py runs, then main.py when the
+  board comes up in the friendly REPL, as on a board;
+- a soft reset (Ctrl-D at the friendly REPL or at an empty raw REPL) makes
+  the unix port exit: the bridge prints `MPY: soft reboot` and starts it
+  again, back in the raw REPL if that is where it was;
+- the unix REPL flushes its tty when it starts: input is held until the
+  first `>>> ` prompt;
+- the unix port reads Ctrl-C only while it waits for input (and in
+  raw-paste mode not until the code ends): a Ctrl-C while code runs is
+  turned into SIGINT for the interpreter.
+
+The heap is capped with -X heapsize from the board profile. The module
+path is the root folder, `.frozen`, root/lib and boards/unix (the
+simulated `network`); firmware/ is added only with with_firmware=True (a
+board with the firmware frozen in). By default the board holds only what
+was deployed to it, as a freshly flashed board does.
+"""
+import errno
+import os
+import pty
+import select
+import signal
+import subprocess
+import termios
+import time
+import tty
+from pathlib import Path
+
+from . import profiles, unixport
+from .errors import LwsToolError
+
+BOARDS = unixport.REPO / "boards"
+
+# run boot.py, then main.py unless the board comes up in the raw REPL
+_LAUNCH = """\
+def _lws_run(f):
+    import os, sys
+    try:
+        os.stat(f)
+    except OSError:
+        return
+    try:
+        exec(open(f).read(), globals())
+    except BaseException as e:
+        if isinstance(e, SystemExit):
+            raise
+        sys.print_exception(e)
+_lws_run('boot.py')
+if not %r:
+    _lws_run('main.py')
+del _lws_run
+"""
+
+_RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+_PROMPTS = (b">>> ", b"... ", b"=== ", b"\r\n>", b"\x04>")
+
+
+_TRACE = os.environ.get("LWSTOOL_TRACE")
+
+
+def _trace(who, data):
+    with open(_TRACE, "a") as f:
+        f.write("%.3f %s %r\n" % (time.monotonic(), who, data))
+
+
+def _raw_tty(fd):
+    tty.setraw(fd)
+    a = termios.tcgetattr(fd)
+    a[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG)
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+
+
+class VirtualBoard:
+    def __init__(self, board="esp32", root=None, link=None, heap=None,
+                 with_firmware=False, aps=None, log=None):
+        self.profile = profiles.load(board)
+        self.board = board
+        self.root = Path(root or unixport.REPO / "build" / "vboard" /
+                         board).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.link = Path(link) if link else None
+        self.heap = heap or self.profile.get("emulate_heap") or \
+            profiles.unix_heap(self.profile)
+        self.with_firmware = with_firmware
+        self.aps = aps
+        self.log = log
+        self.proc = None
+        self.path = None
+        self._stop = False
+
+    # -- the interpreter --------------------------------------------------
+
+    def argv(self, raw):
+        argv = [unixport.micropython()]
+        if self.heap:
+            argv += ["-X", "heapsize=%s" % self.heap]
+        return argv + ["-i", "-c", _LAUNCH % bool(raw)]
+
+    def env(self):
+        env = dict(os.environ)
+        path = [str(self.root), ".frozen", str(self.root / "lib"),
+                str(BOARDS / "unix")]
+        if self.with_firmware:
+            path.append(str(unixport.FIRMWARE))
+        env["MICROPYPATH"] = ":".join(path)
+        if self.aps:
+            env["LWS_FAKE_APS"] = str(Path(self.aps).resolve())
+        env["LWS_VBOARD"] = self.board
+        return env
+
+    def _spawn(self, raw):
+        self._mfd, sfd = pty.openpty()
+        _raw_tty(sfd)
+        self.proc = subprocess.Popen(self.argv(raw), stdin=sfd, stdout=sfd,
+                                     stderr=sfd, cwd=str(self.root),
+                                     env=self.env(), start_new_session=True)
+        os.close(sfd)
+        os.set_blocking(self._mfd, False)
+        self._started = False     # seen the first >>> prompt
+        self._swallow = raw       # hide the banner, then enter the raw REPL
+        self._tail = b""
+        self._raw = False
+
+    def _reap(self):
+        try:
+            os.close(self._mfd)
+        except OSError:
+            pass
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+
+    # -- the bridge -------------------------------------------------------
+
+    def open(self):
+        """Make the user's pty (and the link); returns its path."""
+        self._ufd, self._usfd = pty.openpty()
+        _raw_tty(self._usfd)     # kept open: no EIO when a client leaves
+        os.set_blocking(self._ufd, False)
+        self.path = os.ttyname(self._usfd)
+        if self.link:
+            try:
+                self.link.unlink()
+            except FileNotFoundError:
+                pass
+            self.link.parent.mkdir(parents=True, exist_ok=True)
+            self.link.symlink_to(self.path)
+        return self.path
+
+    def close(self):
+        self._stop = True
+        self._reap()
+        for fd in (getattr(self, "_ufd", None), getattr(self, "_usfd", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if self.link and self.link.is_symlink():
+            self.link.unlink()
+
+    def _to_user(self, data):
+        try:
+            os.write(self._ufd, data)
+        except BlockingIOError:
+            pass          # no one reads the port: output is lost, as on a UART
+
+    def _idle(self):
+        return self._tail.endswith(_PROMPTS)
+
+    def _from_board(self, data):
+        if _TRACE:
+            _trace("B>", data)
+        self._tail = (self._tail + data)[-64:]
+        if _RAW_BANNER in self._tail:
+            self._raw = True
+        if not self._started and b">>> " in self._tail:
+            self._started = True
+            self._started_at = time.monotonic()
+            if self._swallow:
+                os.write(self._mfd, b"\x01")
+                self._tail = b""
+                self._swbuf = b""
+                return
+        elif self._tail.endswith(b">>> "):
+            self._raw = False
+        if self._swallow:
+            if self._started:
+                self._swbuf += data
+                i = self._swbuf.find(_RAW_BANNER)
+                if i >= 0:
+                    self._swallow = False
+                    self._to_user(b"\r\n" + self._swbuf[i:])
+                    self._swbuf = b""
+            return
+        self._to_user(data)
+
+    def _from_user(self, data):
+        if _TRACE:
+            _trace("U>", data)
+        self._held += data
+        out = bytearray()
+        for b in self._held:
+            if b == 3 and not (self._started and self._idle()):
+                if self.proc.poll() is None:
+                    self.proc.send_signal(signal.SIGINT)
+                continue
+            out.append(b)
+        self._held = bytes(out)
+
+    def _flush_held(self):
+        if not self._held or not self._started or self._swallow:
+            return
+        if time.monotonic() - self._started_at < 0.05:
+            return
+        try:
+            n = os.write(self._mfd, self._held)
+        except BlockingIOError:
+            return
+        self._held = self._held[n:]
+
+    def run(self, ready=None):
+        """Serve until close() or a signal; ready(path) once the pty is up."""
+        if self.path is None:
+            self.open()
+        self._held = b""
+        self._spawn(raw=False)
+        if ready:
+            ready(self.path)
+        while not self._stop:
+            try:
+                r, _, _ = select.select([self._ufd, self._mfd], [], [], 0.05)
+            except InterruptedError:
+                continue
+            if self._mfd in r:
+                try:
+                    data = os.read(self._mfd, 4096)
+                except BlockingIOError:
+                    data = None
+                except OSError as e:
+                    if e.errno != errno.EIO:
+                        raise
+                    data = b""
+                if data:
+                    self._from_board(data)
+                elif data == b"" or self.proc.poll() is not None:
+                    self._restart()
+                    continue
+            elif self.proc.poll() is not None:
+                self._restart()
+                continue
+            if self._ufd in r:
+                try:
+                    data = os.read(self._ufd, 4096)
+                except (BlockingIOError, OSError):
+                    data = b""
+                if data:
+                    self._from_user(data)
+            self._flush_held()
+
+    def _restart(self):
+        raw = self._raw
+        self._reap()
+        if self._stop:
+            return
+        self._to_user(b"MPY: soft reboot\r\n")
+        if self.log:
+            self.log("soft reboot (%s REPL)" % ("raw" if raw else "friendly"))
+        self._spawn(raw=raw)
+
+
+def start(board="esp32", root=None, heap=None, with_firmware=False,
+          aps=None, link=None, timeout=20, stderr=None):
+    """Start `lwstool emulate` as a child; returns (Popen, pty path)."""
+    import sys
+    import tempfile
+    fd, pf = tempfile.mkstemp(prefix="lwstool-vboard-", suffix=".path")
+    os.close(fd)
+    os.unlink(pf)
+    argv = [sys.executable, "-m", "lwstool", "emulate", "--board", board,
+            "--port-file", pf]
+    if root:
+        argv += ["--root", str(root)]
+    if heap:
+        argv += ["--heap", str(heap)]
+    if with_firmware:
+        argv.append("--with-firmware")
+    if aps:
+        argv += ["--aps", str(aps)]
+    if link:
+        argv += ["--link", str(link)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(unixport.REPO / "host_tools") + (
+        ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                         stderr=stderr)
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            if p.poll() is not None:
+                raise LwsToolError("emulate exited with status %s"
+                                   % p.returncode)
+            try:
+                path = Path(pf).read_text().strip()
+            except FileNotFoundError:
+                path = ""
+            if path:
+                return p, path
+            time.sleep(0.05)
+        p.kill()
+        raise LwsToolError("virtual board did not start in %ss" % timeout)
+    finally:
+        try:
+            os.unlink(pf)
+        except FileNotFoundError:
+            pass
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
