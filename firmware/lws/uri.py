@@ -50,8 +50,9 @@ def parse_uri(url):
 
 def userinfo(url):
     """(user, password) from 'scheme://user:pw@host', or None."""
-    rest = url.partition("://")[2]
-    hp = rest.split("/", 1)[0]
+    hp = url.partition("://")[2]
+    for ch in "/?#":
+        hp = hp.split(ch, 1)[0]
     if "@" not in hp:
         return None
     ui = hp[:hp.rfind("@")]

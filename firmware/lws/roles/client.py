@@ -250,7 +250,15 @@ class Client:
             self.fail(c, err)
         elif cl.socks_step == 99:
             log.debug("%r: SOCKS5 tunnel open", c)
+            extra = cl.socks_buf
+            cl.socks_buf = b""
+            if extra and cl.kind != "raw":
+                self.fail(c, "SOCKS5 proxy sent data before the request")
+                return
             self._request(c)
+            if extra and not c.closed:
+                # a raw stream's first bytes, read along with the reply
+                c.proto.on_raw_rx(c, memoryview(extra))
 
     def _head(self, c):
         cl = c.cl
@@ -270,16 +278,24 @@ class Client:
             return
         c.n += n
         ah = c.ah
-        e = ah.find(b"\r\n\r\n", 0, c.n)
-        if e < 0:
-            if c.n >= len(ah):
-                self.fail(c, "response head too large")
-            return
-        try:
-            status, headers, ver = parse_response_head(bytes(ah[:e]))
-        except HttpError as err:
-            self.fail(c, err.args[1])
-            return
+        while True:
+            e = ah.find(b"\r\n\r\n", 0, c.n)
+            if e < 0:
+                if c.n >= len(ah):
+                    self.fail(c, "response head too large")
+                return
+            try:
+                status, headers, ver = parse_response_head(bytes(ah[:e]))
+            except HttpError as err:
+                self.fail(c, err.args[1])
+                return
+            if status < 100 or status >= 200 or status == 101:
+                break
+            # an interim response (100 Continue, 103 Early Hints): the
+            # final one follows
+            k = c.n - e - 4
+            ah[:k] = ah[e + 4:c.n]
+            c.n = k
         left = bytes(ah[e + 4:c.n])
         c.ah = None
         c.n = 0
@@ -349,8 +365,11 @@ class Client:
             return
         if cl.chunked is not None:
             buf = bytearray(data)
+            n = len(buf)
+            if n < c.ctx.rx_buffer_size:
+                buf.append(0)  # not a full buffer: a line may end later
             try:
-                used = cl.chunked.feed(c, _BodySink(c.proto), buf, len(buf))
+                used = cl.chunked.feed(c, _BodySink(c.proto), buf, n)
             except HttpError as e:
                 self.fail(c, "bad chunked body: " + e.args[1])
                 return
@@ -358,7 +377,7 @@ class Client:
                 cl.chunked = None
                 cl.left = 0
             else:
-                cl.carry = bytes(buf[used:])
+                cl.carry = bytes(buf[used:n])
             return
         if cl.left >= 0:
             data = data[:cl.left]
@@ -448,6 +467,7 @@ class Client:
         c.drop()
 
     def closed(self, c):
+        c.ah = None  # our own buffer, not the header pool's
         cl = c.cl
         if not cl.failed and cl.state != -1:
             cl.failed = True

@@ -72,8 +72,6 @@ def step(c, cl, data):
     if len(data) < n:
         cl.socks_buf = data
         return None
-    cl.socks_buf = b""
+    cl.socks_buf = data[n:]  # the tunnel's first bytes, if they came along
     cl.socks_step = 99
-    if len(data) > n:
-        return "SOCKS5 proxy sent data before the request"
     return None
