@@ -1,0 +1,169 @@
+"""WLAN slots and the lws.json config on a board, over the raw REPL.
+
+The slots live on the board (`lws.wlan.Slots("wlan.json")`) and are
+changed there, by snippets; passwords go to the board and never come back
+(Slots.list() leaves them out) or get printed. lws.json is read, changed
+on the host and written back atomically; values of secret-looking keys
+are shown as ***.
+"""
+import json
+
+from .board import Board
+from .errors import LwsToolError
+
+WLAN_FILE = "wlan.json"
+CONFIG_FILE = "lws.json"
+SECRET_WORDS = ("pass", "secret", "key", "psk", "token")
+
+_SLOTS = "from lws import wlan\n_s=wlan.Slots(%r)" % WLAN_FILE
+
+
+def _board(conn, port):
+    return conn or Board(port)
+
+
+def _done(b, conn):
+    if conn is None:
+        b.close()
+
+
+def wifi_add(ssid, password="", slot=None, port=None, conn=None):
+    """Save a network on the board; returns its slot number."""
+    b = _board(conn, port)
+    try:
+        return b.call(_SLOTS, "_s.add(%r,%r%s)" % (
+            ssid, password or "", "" if slot is None else ",%d" % slot),
+            secret=password or None)
+    finally:
+        _done(b, conn)
+
+
+def wifi_list(port=None, conn=None):
+    """[{"slot", "ssid", "open", ...}] without passwords."""
+    b = _board(conn, port)
+    try:
+        rows = b.call(_SLOTS, "_s.list()")
+    finally:
+        _done(b, conn)
+    return [{k: v for k, v in r.items() if not is_secret(k)}
+            if isinstance(r, dict) else r for r in rows]
+
+
+def wifi_remove(which, port=None, conn=None):
+    """Forget a network by SSID (or slot number); False when not found."""
+    b = _board(conn, port)
+    try:
+        return b.call(_SLOTS, "_s.remove(%r)" % (which,))
+    finally:
+        _done(b, conn)
+
+
+def wifi_status(port=None, conn=None):
+    """The station interface: {"active", "connected", "status", "ssid",
+    "ip"} (what the board's network module can tell)."""
+    code = (
+        "import network\n_w=network.WLAN(network.STA_IF)\n_d={}\n"
+        "for _k,_f in (('active',lambda:_w.active()),"
+        "('connected',lambda:_w.isconnected()),"
+        "('status',lambda:_w.status()),"
+        "('ssid',lambda:_w.config('essid')),"
+        "('ip',lambda:_w.ifconfig()[0])):\n"
+        " try:\n  _d[_k]=_f()\n except Exception as e:\n  pass\n")
+    b = _board(conn, port)
+    try:
+        return b.call(code, "_d")
+    finally:
+        _done(b, conn)
+
+
+def is_secret(key):
+    k = str(key).lower()
+    return any(w in k for w in SECRET_WORDS)
+
+
+def masked(value, key=""):
+    """A copy with the values of secret-looking keys replaced by ***."""
+    if is_secret(key) and not isinstance(value, (dict, list)):
+        return "***"
+    if isinstance(value, dict):
+        return {k: masked(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    return value
+
+
+def config_read(port=None, conn=None):
+    b = _board(conn, port)
+    try:
+        raw = b.read(CONFIG_FILE)
+    finally:
+        _done(b, conn)
+    if raw is None:
+        return {}
+    try:
+        cfg = json.loads(raw)
+    except ValueError as e:
+        raise LwsToolError("%s on the board is not JSON (%s): lwstool "
+                           "config push FILE replaces it" % (CONFIG_FILE, e))
+    if not isinstance(cfg, dict):
+        raise LwsToolError("%s on the board is not a JSON object"
+                           % CONFIG_FILE)
+    return cfg
+
+
+def config_get(key=None, port=None, conn=None):
+    """The whole config, or one (dotted) key's value."""
+    cfg = config_read(port, conn)
+    if key is None:
+        return cfg
+    v = cfg
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            raise LwsToolError("no %r in %s" % (key, CONFIG_FILE))
+        v = v[part]
+    return v
+
+
+def parse_value(text):
+    """VALUE as JSON when it is JSON (80, true, [1], {"a":1}), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def config_set(key, value, port=None, conn=None):
+    """Set a (dotted) key and write lws.json back; returns the config."""
+    b = _board(conn, port)
+    try:
+        cfg = config_read(conn=b)
+        d = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(d.get(part), dict):
+                d[part] = {}
+            d = d[part]
+        d[parts[-1]] = value
+        b.write(CONFIG_FILE, json.dumps(cfg).encode())
+        return cfg
+    finally:
+        _done(b, conn)
+
+
+def config_push(path, port=None, conn=None):
+    """Replace lws.json with a local file (checked to be a JSON object)."""
+    try:
+        text = open(path, "rb").read()
+        cfg = json.loads(text)
+    except OSError as e:
+        raise LwsToolError("cannot read %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise LwsToolError("%s is not JSON: %s" % (path, e))
+    if not isinstance(cfg, dict):
+        raise LwsToolError("%s is not a JSON object" % path)
+    b = _board(conn, port)
+    try:
+        b.write(CONFIG_FILE, json.dumps(cfg).encode())
+    finally:
+        _done(b, conn)
+    return cfg

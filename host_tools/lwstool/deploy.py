@@ -1,0 +1,160 @@
+"""Deploy the firmware to a board: compile, compare, copy what changed.
+
+    deploy("esp32", port="/dev/ttyUSB0")            # .mpy
+    deploy("esp32", port=..., source=True)          # .py as they are
+
+What goes to the board: the `lws` package (compiled to .mpy by mpy-cross
+for the board's bytecode version and native architecture, or as .py with
+source=True), `www/`, and the entry files `boot.py` and `main.py` (always
+source: a board runs only those two as .py). The test scripts stay home.
+
+The .mpy files must match the board: its `sys.implementation._mpy` is
+read over the REPL and a different bytecode version, or a native
+architecture other than the profile's, is refused. A virtual board (the
+unix port, sys.platform 'linux') gets native code for its own
+architecture, whatever chip its profile names.
+
+Each file's sha256 is computed on the board and only files that differ are
+sent, each written under a temporary name and renamed. A module sent as
+.mpy removes its .py twin on the board (and the other way round): a stale
+.py would be imported first.
+"""
+import hashlib
+import subprocess
+from pathlib import Path
+
+from . import mpy, profiles
+from .board import Board, progress_bar
+from .errors import LwsToolError
+from .unixport import FIRMWARE, REPO
+
+ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em",
+         "armv7emsp", "armv7emdp", "xtensa", "xtensawin", "rv32imc",
+         "rv64imc"]
+ENTRY = ("boot.py", "main.py")
+TREES = ("lws", "www")
+
+
+def decode_mpy(sys_mpy):
+    """sys.implementation._mpy -> (version, sub_version, arch or None)."""
+    arch = sys_mpy >> 10
+    return (sys_mpy & 0xFF, (sys_mpy >> 8) & 3,
+            ARCHS[arch] if arch < len(ARCHS) else "arch%d" % arch)
+
+
+def mpy_cross_version(march=None):
+    """(version, sub_version) that mpy-cross emits, read from its output
+    (the sub-version is only written for native code: None without
+    march)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        src, out = Path(d) / "v.py", Path(d) / "v.mpy"
+        src.write_text("@micropython.native\ndef f():\n    return 1\n"
+                       if march else "x = 1\n")
+        argv = mpy.mpy_cross() + ["-o", str(out), str(src)]
+        if march:
+            argv.append("-march=" + march)
+        r = subprocess.run(argv,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise LwsToolError("mpy-cross: " + r.stderr.strip())
+        head = out.read_bytes()[:3]
+    return head[1], (head[2] & 3 if march else None)
+
+
+def choose_march(prof, platform, sys_mpy):
+    """The -march for this board, or an LwsToolError when the board and
+    the profile or mpy-cross disagree."""
+    ver, sub, arch = decode_mpy(sys_mpy)
+    have = mpy_cross_version()
+    if ver != have[0]:
+        raise LwsToolError(
+            "the board takes .mpy v%d, mpy-cross makes v%d: use an "
+            "mpy-cross of the board's MicroPython version, or deploy "
+            "--source" % (ver, have[0]))
+    if platform == "linux":           # a virtual board: its own arch
+        march = arch
+    else:
+        want = prof.get("march")
+        if arch and want and arch != want:
+            raise LwsToolError(
+                "the board's native code is %s but profile %s says %s: "
+                "wrong board or wrong --board" % (arch, prof["name"], want))
+        march = arch or want
+    if march and march in ARCHS and mpy_cross_version(march)[1] != sub:
+        march = None    # native code of another ABI: plain Python instead
+    return march
+
+
+def plan(source=False, march=None, build_dir=None, src=FIRMWARE):
+    """[(board path, local file)] of what the board should hold."""
+    src = Path(src)
+    files = [(n, src / n) for n in ENTRY if (src / n).exists()]
+    for tree in TREES:
+        if not (src / tree).is_dir():
+            continue
+        if source or tree != "lws":
+            for f in sorted((src / tree).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    files.append((f.relative_to(src).as_posix(), f))
+            continue
+        dest = Path(build_dir or REPO / "build" / "mpy" /
+                    ("deploy-%s" % (march or "bytecode")))
+        mpy.build(dest / tree, src / tree, march=march)
+        for f in sorted((dest / tree).rglob("*")):
+            if f.is_file() and not f.name.endswith(".tmp"):
+                rel = "%s/%s" % (tree, f.relative_to(dest / tree).as_posix())
+                orig = src / Path(rel).with_suffix(".py")
+                if f.suffix == ".mpy" and not orig.exists():
+                    continue    # left over from a module since removed
+                files.append((rel, f))
+    return files
+
+
+def _twin(path):
+    if path.startswith("lws/") and path.endswith(".py"):
+        return path[:-3] + ".mpy"
+    if path.endswith(".mpy"):
+        return path[:-4] + ".py"
+    return None
+
+
+def deploy(board, port=None, source=False, dry_run=False, out=print,
+           conn=None):
+    """Bring the board up to date; returns the board paths written."""
+    prof = profiles.load(board)
+    b = conn or Board(port)
+    try:
+        platform, sys_mpy, version = b.info()
+        march = None
+        if not source:
+            march = choose_march(prof, platform, sys_mpy)
+        files = plan(source=source, march=march)
+        twins = [t for t in (_twin(p) for p, _ in files) if t]
+        on_board = b.hashes([p for p, _ in files] + twins)
+        todo = []
+        for path, local in files:
+            data = local.read_bytes()
+            if on_board.get(path) != hashlib.sha256(data).hexdigest():
+                todo.append((path, data))
+        stale = [t for t in twins if on_board.get(t)]
+        out("%s: %d files, %d changed%s" % (
+            b.port, len(files), len(todo),
+            ", %d stale twins to remove" % len(stale) if stale else ""))
+        if dry_run:
+            return [p for p, _ in todo]
+        b.remove(stale)
+        total = sum(len(d) for _, d in todo) or 1
+        sent = 0
+        for i, (path, data) in enumerate(todo, 1):
+            def progress(done, size, base=sent, path=path, i=i):
+                progress_bar("[%d/%d] %-28s" % (i, len(todo), path),
+                             base + done, total)
+            b.write(path, data, progress=progress if data else None)
+            sent += len(data)
+        if not todo:
+            progress_bar("up to date", 1, 1)
+        return [p for p, _ in todo]
+    finally:
+        if conn is None:
+            b.close()
