@@ -29,11 +29,17 @@ COMMANDS = {
     "serve": (_serve, _serve_parser,
               "run the test server on the MicroPython unix port"),
 }
+# devs, flash, deploy, wifi, config, repl, run, reset, emulate, test
+from .commands import COMMANDS as _BOARD_COMMANDS  # noqa: E402
+COMMANDS.update(_BOARD_COMMANDS)
 
 
 def parser():
     ap = argparse.ArgumentParser(prog="lwstool", description=__doc__)
     ap.add_argument("--version", action="store_true")
+    ap.add_argument("-p", "--device", metavar="PORT",
+                    help="the board's serial port, or auto (default: "
+                    "$LWSTOOL_PORT, else auto)")
     sub = ap.add_subparsers(dest="cmd")
     for name, (_, build, helptext) in COMMANDS.items():
         build(sub.add_parser(name, help=helptext))
