@@ -1,0 +1,189 @@
+"""boot.py -> main.py on the unix port: lws.json, WLAN through the slots
+(simulated network), the server, and safe mode."""
+import json
+import socket
+import subprocess
+import time
+
+from conftest import FIRMWARE, free_port, start, unixport
+from test_wlan import HOME, PATH, air, boards, env, status  # noqa: F401
+
+BOOT = "import boot, main"
+
+
+def setup_board(tmp_path, cfg, aps=(HOME,), www=True):
+    air(tmp_path, list(aps), mac="24:0a:c4:00:12:ef")
+    if www:
+        (tmp_path / "www").mkdir(exist_ok=True)
+        (tmp_path / "www" / "index.html").write_text("<h1>board</h1>\n")
+    (tmp_path / "lws.json").write_text(
+        cfg if isinstance(cfg, str) else json.dumps(cfg))
+
+
+def boot_once(tmp_path, path=PATH, timeout=30):
+    """A boot that ends by itself (failure or safe mode)."""
+    return subprocess.run([unixport.micropython(), "-c", BOOT],
+                          env=env(tmp_path, path), cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def serve(tmp_path, port):
+    return start(tmp_path, script="-c", args=[BOOT], env=env(tmp_path),
+                 port=port)
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def boot_count(tmp_path):
+    f = tmp_path / "boot_count"
+    return int(f.read_text()) if f.exists() else None
+
+
+def test_boot_main_serves_with_wlan(tmp_path, boards):
+    port = free_port()
+    setup_board(tmp_path, {
+        "wlan": {"hostname": "lws-test", "wait": 5},
+        "server": {"port": port, "docroot": "www",
+                   "mounts": [["/status.json", "callback://lws-status"]],
+                   "protocols": ["lws.plugins.status.Status",
+                                 "lws.plugins.echo.Echo"]}})
+    (tmp_path / "wlan.json").write_text(json.dumps(
+        {"slots": [{"ssid": "home", "password": "homepass1"}]}))
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    st, _, body = srv.get("/")
+    assert st == 200 and body == b"<h1>board</h1>\n"
+    st, _, body = srv.get("/status.json")
+    assert st == 200 and "heap" in json.loads(body)
+    log = srv.log()
+    assert "main: WLAN connected to home" in log
+    assert "main: serving on port %d" % port in log
+    # the server is up: this boot counted as good
+    assert boot_count(tmp_path) is None
+    # connected, "setup": "ap" (the default): no set-up page
+    assert srv.get("/setup")[0] == 404
+
+
+def test_boot_without_network_goes_ap_with_setup(tmp_path, boards):
+    port = free_port()
+    # the old flat form of lws.json still works
+    setup_board(tmp_path, {"port": port, "docroot": "www"}, aps=[])
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    assert srv.get("/")[0] == 200
+    st = status(srv)
+    assert st["ap"] == "lws-12EF" and st["state"] == "waiting"
+    assert "access point lws-12EF is up" in srv.log()
+
+
+def test_bad_pieces_are_logged_not_fatal(tmp_path, boards):
+    port = free_port()
+    setup_board(tmp_path, {
+        "wlan": False,
+        "server": {"port": port, "docroot": "www",
+                   "protocols": ["lws.plugins.nope.Nope",
+                                 "lws.plugins.echo.Echo"]}})
+    (tmp_path / "wlan.json").write_text("{half a file")
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    assert srv.get("/")[0] == 200
+    assert "protocol lws.plugins.nope.Nope not loaded" in srv.log()
+    assert srv.get("/setup")[0] == 404  # "wlan": false: radio left alone
+
+
+def test_invalid_json_config_logged(tmp_path):
+    setup_board(tmp_path, "{not json", www=False)
+    # safe mode keeps main() from starting (the defaults want port 80);
+    # its load_config() is then tried alone
+    (tmp_path / "safe_mode").write_text("")
+    r = subprocess.run(
+        [unixport.micropython(), "-c", "import main\n"
+         "print(main.load_config())"], env=env(tmp_path),
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "{}"
+    assert "lws.json is not valid JSON" in r.stdout + r.stderr
+
+
+def test_safe_mode_after_three_failed_boots(tmp_path):
+    port = free_port()
+    # a bad option: the server never comes up
+    setup_board(tmp_path, {"wlan": False,
+                           "server": {"port": port, "docroot": "www",
+                                      "options": {"no_such_option": 1}}})
+    for n in (1, 2, 3):
+        t = time.monotonic()
+        r = boot_once(tmp_path)
+        # main.py never crashes: its error is printed, the REPL would stay
+        assert r.returncode == 0, r.stderr
+        assert "main: failed: ValueError('unknown option no_such_option'" \
+            in r.stdout
+        assert boot_count(tmp_path) == n
+        assert time.monotonic() - t < 10
+    r = boot_once(tmp_path)
+    assert r.returncode == 0
+    out = r.stdout + r.stderr
+    assert "SAFE MODE, nothing started: 3 boots in a row did not get the " \
+        "server up" in out
+    assert "main: failed" not in out
+    assert boot_count(tmp_path) == 4
+    assert not listening(port)
+    # fixed config, count cleared: the next boot serves again
+    setup_board(tmp_path, {"wlan": False,
+                           "server": {"port": port, "docroot": "www"}})
+    (tmp_path / "boot_count").unlink()
+    srv = serve(tmp_path, port)
+    try:
+        assert srv.get("/")[0] == 200
+        assert boot_count(tmp_path) is None
+    finally:
+        srv.stop()
+
+
+def test_safe_mode_file(tmp_path):
+    port = free_port()
+    setup_board(tmp_path, {"wlan": False,
+                           "server": {"port": port, "docroot": "www"}})
+    (tmp_path / "safe_mode").write_text("")
+    r = boot_once(tmp_path, timeout=10)
+    assert r.returncode == 0
+    assert "SAFE MODE, nothing started: the file safe_mode exists" in \
+        r.stdout + r.stderr
+    assert not listening(port)
+    assert boot_count(tmp_path) == 1  # not cleared: nothing started
+
+
+def test_broken_deploy_never_crashes_main(tmp_path):
+    """A half-deployed lws that cannot be imported: main.py reports it and
+    returns to the REPL, and the boots count towards safe mode."""
+    bad = tmp_path / "deploy" / "lws"
+    bad.mkdir(parents=True)
+    (bad / "__init__.py").write_text("raise ImportError('broken deploy')\n")
+    setup_board(tmp_path, {"server": {"port": free_port()}})
+    path = ".frozen:%s:%s" % (tmp_path / "deploy", PATH.split(":", 1)[1])
+    for n in (1, 2, 3):
+        r = boot_once(tmp_path, path=path)
+        assert r.returncode == 0, r.stderr
+        assert "main: failed: ImportError('broken deploy'" in r.stdout
+    r = boot_once(tmp_path, path=path)
+    assert r.returncode == 0
+    # safe mode is reported even without lws (plain print)
+    assert "SAFE MODE" in r.stdout + r.stderr
+    assert boot_count(tmp_path) == 4
+
+
+def test_main_without_boot(tmp_path, boards):
+    """main.py alone (no boot.py run): no count, it just serves."""
+    port = free_port()
+    setup_board(tmp_path, {"wlan": False,
+                           "server": {"port": port, "docroot": "www"}})
+    srv = start(tmp_path, script=FIRMWARE / "main.py", env=env(tmp_path),
+                port=port)
+    boards.append(srv)
+    assert srv.get("/")[0] == 200
