@@ -187,3 +187,77 @@ def test_main_without_boot(tmp_path, boards):
                 port=port)
     boards.append(srv)
     assert srv.get("/")[0] == 200
+
+
+# -- board profiles and manifests ---------------------------------------------
+
+BOARDS = FIRMWARE.parent / "boards"
+CHIPS = {"esp32": ("0x1000", "xtensawin"), "esp32s3": ("0x0", "xtensawin"),
+         "esp32c3": ("0x0", "rv32imc"), "esp8266": ("0x0", "xtensa")}
+
+
+def deployed(profile):
+    """The firmware files a profile's deploy globs select."""
+    import fnmatch
+    d = profile["deploy"]
+    out = set()
+    for f in FIRMWARE.rglob("*"):
+        rel = f.relative_to(FIRMWARE).as_posix()
+        if f.is_dir() or "__pycache__" in rel:
+            continue
+        if any(fnmatch.fnmatch(rel, g) for g in d["include"]) and \
+                not any(fnmatch.fnmatch(rel, g) for g in d["exclude"]):
+            out.add(rel)
+    return out
+
+
+def manifest_files(path):
+    """Run a MicroPython manifest with stand-ins: the files it freezes
+    (paths relative to the manifest, as the manifest tool resolves them)."""
+    got = []
+
+    def package(name, files=None, base_path=".", opt=None):
+        root = (path.parent / base_path / name).resolve()
+        assert root.is_dir(), root
+        if files is None:
+            files = [p.relative_to(root).as_posix()
+                     for p in root.rglob("*.py")]
+        for f in files:
+            assert (root / f).is_file(), root / f
+            got.append("%s/%s" % (name, f))
+
+    def module(name, base_path=".", opt=None):
+        assert (path.parent / base_path / name).is_file()
+        got.append(name)
+
+    def include(p):
+        assert p.startswith("$(PORT_DIR)") or (path.parent / p).is_file()
+
+    exec(path.read_text(), {"package": package, "module": module,
+                            "include": include, "freeze": None,
+                            "require": lambda *a, **k: None})
+    return set(got)
+
+
+def test_board_profiles_and_manifests():
+    for name, (offset, march) in CHIPS.items():
+        p = json.loads((BOARDS / name / "profile.json").read_text())
+        assert p["name"] == name and p["chip"] == name
+        assert p["image_offset"] == offset and p["march"] == march
+        for k in ("baud", "flash_mode", "flash_size", "heap_budget"):
+            assert p[k]
+        files = deployed(p)
+        assert {"boot.py", "main.py", "lws/__init__.py", "lws/wlan.py",
+                "lws/plugins/wlan_setup.py"} <= files
+        frozen = manifest_files(BOARDS / name / "manifest.py")
+        assert "lws/wlan.py" in frozen
+        if name == "esp8266":
+            assert "lws/tls.py" not in files and "lws/tls.py" not in frozen
+            assert not any(f.startswith("lws/ext/") for f in files | frozen)
+            # the frozen list and the deploy list say the same
+            assert frozen == {f for f in files if f.startswith("lws/")
+                              and f.endswith(".py")}
+        else:
+            assert "lws/tls.py" in files and "lws/tls.py" in frozen
+    unix = json.loads((BOARDS / "unix" / "profile.json").read_text())
+    assert unix["heap_budget"] and (BOARDS / "unix" / "network.py").exists()
