@@ -1,0 +1,325 @@
+"""lwstool against boards that are not there: esptool's protocol answered
+by esp32-mock-bootloader on a pty, and virtual boards (the unix port on a
+pty, `lwstool emulate`) for deploy, wifi, config, mpremote and ampy."""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, free_port, wait_port
+
+from lwstool import cli, vboard
+from lwstool.board import Board
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, PYTHONPATH=str(REPO / "host_tools"))
+
+
+def lwstool(*argv, timeout=60):
+    return subprocess.run([sys.executable, "-m", "lwstool"] + list(argv),
+                          capture_output=True, text=True, timeout=timeout,
+                          env=ENV)
+
+
+# -- flashing, against the mock ROM bootloader ------------------------------
+
+@pytest.fixture
+def mock(tmp_path):
+    procs = []
+
+    def start(chip="esp32"):
+        pf = tmp_path / ("mock-%d.path" % len(procs))
+        p = subprocess.Popen([str(BIN / "esp32-mock-bootloader"), "run",
+                              "--pty", "--port-file", str(pf), "--chip",
+                              chip], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        procs.append(p)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            if pf.exists() and pf.read_text().strip():
+                return p, pf.read_text().strip()
+            assert p.poll() is None, "mock bootloader exited"
+            time.sleep(0.05)
+        raise RuntimeError("mock bootloader did not start")
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def image(tmp_path, size, name="fw.bin"):
+    f = tmp_path / name
+    f.write_bytes(b"\xe9" + os.urandom(size - 1))
+    return f
+
+
+NO_RESET = ["--before", "no-reset", "--after", "no-reset"]
+
+
+@pytest.mark.timeout(60)
+def test_flash_writes_and_verifies(mock, tmp_path):
+    _, port = mock("esp32")
+    fw = image(tmp_path, 200_000)
+    r = lwstool("-p", port, "flash", "--board", "esp32", "--firmware",
+                str(fw), *NO_RESET)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Hash of data verified" in r.stdout
+    assert "flashed esp32 (ESP32)" in r.stdout
+    assert "writing [" in r.stdout            # the progress bar
+
+
+@pytest.mark.timeout(60)
+def test_flash_erase_then_write(mock, tmp_path):
+    _, port = mock("esp32")
+    fw = image(tmp_path, 50_000)
+    assert cli.main(["-p", port, "flash", "--board", "esp32", "--erase",
+                     "--firmware", str(fw)] + NO_RESET) == 0
+
+
+@pytest.mark.timeout(60)
+def test_flash_wrong_chip_names_it(mock, tmp_path):
+    _, port = mock("esp32s3")
+    fw = image(tmp_path, 50_000)
+    r = lwstool("-p", port, "flash", "--board", "esp32", "--firmware",
+                str(fw), *NO_RESET)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith("lwstool: ")
+    assert "ESP32-S3" in r.stderr and "esp32" in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_flash_interrupted_write(mock, tmp_path):
+    proc, port = mock("esp32")
+    fw = image(tmp_path, 3_500_000)
+    p = subprocess.Popen([sys.executable, "-m", "lwstool", "-p", port,
+                          "flash", "--board", "esp32", "--firmware", str(fw)]
+                         + NO_RESET, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    # wait until the write has begun, then pull the plug
+    end = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < end and "Flash will be erased" not in line:
+        line = p.stdout.readline()
+        if not line and p.poll() is not None:
+            break
+    time.sleep(0.3)
+    proc.kill()
+    out, err = p.communicate(timeout=45)
+    assert p.returncode == 1, out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lwstool: ")
+    assert "went away" in last or "failed" in last
+    assert "Traceback" not in err
+
+
+@pytest.mark.timeout(30)
+def test_flash_no_board_answers(tmp_path):
+    import pty
+    m, s = pty.openpty()
+    try:
+        fw = image(tmp_path, 10_000)
+        r = lwstool("-p", os.ttyname(s), "flash", "--board", "esp32",
+                    "--firmware", str(fw), *NO_RESET)
+        assert r.returncode == 1
+        assert "no ESP bootloader answers" in r.stderr
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+def test_flash_missing_and_oversized_image(tmp_path):
+    r = lwstool("-p", "/dev/null", "flash", "--board", "esp32",
+                "--firmware", str(tmp_path / "nope.bin"))
+    assert r.returncode == 1 and "no firmware image" in r.stderr
+    big = image(tmp_path, 4 * 1024 * 1024, "big.bin")
+    r = lwstool("-p", "/dev/null", "flash", "--board", "esp32",
+                "--firmware", str(big))
+    assert r.returncode == 1 and "does not fit" in r.stderr
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x00" * 1000)
+    r = lwstool("-p", "/dev/null", "flash", "--board", "esp32",
+                "--firmware", str(bad))
+    assert r.returncode == 1 and "not an ESP firmware image" in r.stderr
+
+
+# -- virtual boards --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vb(tmp_path_factory):
+    """A virtual esp8266 with an empty flash, shared by the module."""
+    root = tmp_path_factory.mktemp("flash")
+    proc, path = vboard.start("esp8266", root=root)
+    yield path, root
+    vboard.stop(proc)
+
+
+def test_mpremote_exec(vb):
+    path, _ = vb
+    r = subprocess.run([str(BIN / "mpremote"), "connect", path, "exec",
+                        "print(1+1)"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "2"
+
+
+def test_ampy(vb):
+    path, root = vb
+    (root / "hello.txt").write_text("hi from the flash\n")
+    r = subprocess.run([str(BIN / "ampy"), "--port", path, "get",
+                        "hello.txt"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "hi from the flash" in r.stdout
+    r = subprocess.run([str(BIN / "ampy"), "--port", path, "ls"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def test_soft_reboot_and_ctrl_c(vb):
+    path, _ = vb
+    with Board(path) as b:
+        t = b.transport
+        t.exec_raw_no_follow("while True:\n pass")
+        time.sleep(0.3)
+        t.serial.write(b"\x03")             # becomes SIGINT
+        out, err = t.follow(10)
+        assert b"KeyboardInterrupt" in err
+        assert b.eval("6*7") == 42
+        t.exit_raw_repl()
+        t.read_until(1, b">>> ", timeout=5)
+        t.serial.write(b"\x04")             # soft reset at the friendly REPL
+        data = t.read_until(1, b">>> ", timeout=10)
+        assert b"MPY: soft reboot\r\n" in data
+        t.enter_raw_repl(soft_reset=False)
+
+
+def test_deploy_only_changed(vb, tmp_path):
+    path, root = vb
+    r = lwstool("-p", path, "deploy", "--board", "esp8266")
+    assert r.returncode == 0, r.stderr
+    assert (root / "lws" / "__init__.mpy").exists()
+    assert (root / "main.py").exists() and (root / "boot.py").exists()
+    assert not (root / "test_server.py").exists()
+    assert not list(root.rglob("*.tmp"))
+    r = lwstool("-p", path, "deploy", "--board", "esp8266")
+    assert r.returncode == 0 and " 0 changed" in r.stdout, r.stdout
+    # a file changed on the board is sent again, alone
+    (root / "www" / "index.html").write_text("changed")
+    r = lwstool("-p", path, "deploy", "--board", "esp8266")
+    assert " 1 changed" in r.stdout, r.stdout
+    assert "www/index.html" in r.stdout
+    # the board imports what was deployed
+    with Board(path) as b:
+        assert b.call("import lws", "lws.__version__")
+
+
+def test_deploy_source_replaces_mpy(vb):
+    path, root = vb
+    r = lwstool("-p", path, "deploy", "--board", "esp8266", "--source")
+    assert r.returncode == 0, r.stderr
+    assert (root / "lws" / "conn.py").exists()
+    assert not (root / "lws" / "conn.mpy").exists()
+    r = lwstool("-p", path, "deploy", "--board", "esp8266")
+    assert r.returncode == 0, r.stderr
+    assert (root / "lws" / "conn.mpy").exists()
+    assert not (root / "lws" / "conn.py").exists()
+
+
+def test_deploy_refuses_mismatched_board(vb, monkeypatch):
+    from lwstool import deploy
+    from lwstool.errors import LwsToolError
+    prof = {"name": "esp32", "march": "xtensawin"}
+    # an ESP8266 (xtensa, .mpy v6) under an esp32 profile
+    with pytest.raises(LwsToolError, match="xtensa but profile esp32"):
+        deploy.choose_march(prof, "esp8266", 6 | 3 << 8 | 9 << 10)
+    with pytest.raises(LwsToolError, match="takes .mpy v5"):
+        deploy.choose_march(prof, "esp32", 5 | 10 << 10)
+
+
+def test_wifi(vb):
+    path, root = vb
+    lwstool("-p", path, "deploy", "--board", "esp8266")
+    r = lwstool("-p", path, "wifi", "add", "home", "--password",
+                "secret123")
+    assert r.returncode == 0, r.stderr
+    r = lwstool("-p", path, "wifi", "add", "cafe", "--password", "")
+    assert r.returncode == 0, r.stderr
+    r = lwstool("-p", path, "wifi", "list")
+    assert r.returncode == 0
+    assert "home" in r.stdout and "cafe" in r.stdout
+    assert "secret123" not in r.stdout + r.stderr
+    assert "secret123" in (root / "wlan.json").read_text()
+    r = lwstool("-p", path, "wifi", "rm", "cafe")
+    assert r.returncode == 0
+    assert "cafe" not in lwstool("-p", path, "wifi", "list").stdout
+    r = lwstool("-p", path, "wifi", "rm", "nowhere")
+    assert r.returncode == 1 and "no saved network" in r.stderr
+    r = lwstool("-p", path, "wifi", "add", "x", "--password", "short1")
+    assert r.returncode == 1 and r.stderr.startswith("lwstool: ")
+    assert "short1" not in r.stderr
+    r = lwstool("-p", path, "wifi", "status")
+    assert r.returncode == 0 and "connected" in r.stdout
+
+
+def test_config(vb, tmp_path):
+    path, root = vb
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps({"port": 8080, "docroot": "www"}))
+    assert lwstool("-p", path, "config", "push", str(f)).returncode == 0
+    r = lwstool("-p", path, "config", "set", "port", "9090")
+    assert r.returncode == 0, r.stderr
+    r = lwstool("-p", path, "config", "set", "admin.password", "hunter22")
+    assert r.returncode == 0 and "hunter22" not in r.stdout
+    r = lwstool("-p", path, "config", "get", "port")
+    assert r.stdout.strip() == "9090"
+    r = lwstool("-p", path, "config", "get")
+    assert "hunter22" not in r.stdout and '"***"' in r.stdout
+    cfg = json.loads((root / "lws.json").read_text())
+    assert cfg == {"port": 9090, "docroot": "www",
+                   "admin": {"password": "hunter22"}}
+    r = lwstool("-p", path, "config", "get", "nope")
+    assert r.returncode == 1 and "no 'nope'" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    r = lwstool("-p", path, "config", "push", str(bad))
+    assert r.returncode == 1 and "not JSON" in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_fresh_board_to_served_page(tmp_path):
+    """The README's path: emulate, deploy, config, reset, fetch a page."""
+    link = tmp_path / "board"
+    proc, _ = vboard.start("esp32", root=tmp_path / "flash", link=link)
+    try:
+        port = free_port()
+        p = str(link)
+        assert lwstool("-p", p, "deploy", "--board", "esp32").returncode == 0
+        assert lwstool("-p", p, "config", "set", "port",
+                       str(port)).returncode == 0
+        r = lwstool("-p", p, "reset")
+        assert r.returncode == 0, r.stderr
+        wait_port(port, timeout=20)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        resp = c.getresponse()
+        assert resp.status == 200
+        assert b"<" in resp.read()
+        c.close()
+        # Ctrl-C (as SIGINT) stops main.py and the REPL answers again
+        with Board(p) as b:
+            assert b.eval("1+2") == 3
+    finally:
+        vboard.stop(proc)
+    assert not link.exists()
