@@ -69,7 +69,8 @@ def manager(args="", slots=()):
 # -- the simulated network itself -----------------------------------------
 
 def test_network_sim_api(tmp_path):
-    air(tmp_path, [HOME, dict(SHOP, hidden=True)], mac="24:0a:c4:00:ab:cd")
+    air(tmp_path, [dict(HOME, connect_delay=0.5), dict(SHOP, hidden=True)],
+        mac="24:0a:c4:00:ab:cd")
     r = mpy(tmp_path, """
 import network, time, json
 w = network.WLAN(network.STA_IF)
@@ -82,7 +83,7 @@ w.active(True)
 out['scan'] = [[s.decode(), len(b), c, r, sec, h] for s, b, c, r, sec, h in w.scan()]
 w.connect('home', 'homepass1')
 out['during'] = w.status()
-time.sleep(0.1)
+time.sleep(0.6)
 out['after'] = w.status()
 out['isconnected'] = w.isconnected()
 out['rssi'] = w.status('rssi')
@@ -92,7 +93,7 @@ out['essid'] = w.config('essid')
 network.hostname('board-1')
 out['hostname'] = [network.hostname(), w.config('hostname')]
 w.connect('home', 'wrongpass')
-time.sleep(0.1)
+time.sleep(0.6)
 out['wrong'] = w.status()
 w.connect('nowhere', 'whatever1')
 time.sleep(0.35)
