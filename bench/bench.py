@@ -1,11 +1,23 @@
 """make bench: microlws against Microdot 2.x and a raw socket loop, in one run.
 
-Every server runs on the same MicroPython unix port, one at a time, and
-serves the same file (firmware/www/index.html). Ours runs twice: firmware
+Every server runs on the same MicroPython unix port, one at a time, serves
+the same small file (build/bench/static/small.html, 512 bytes, written
+here) and echoes WebSocket messages at /echo. Ours runs twice: firmware
 imported from .py, and compiled with mpy-cross into build/mpy/.
 
+HTTP: requests/s with and without keep-alive, heap idle and with 50
+connections, the smallest -X heapsize serving 10 clients. WebSocket:
+32-byte echo round trips/s on 1 and on 10 connections, 64 KiB echo MiB/s,
+heap per open WebSocket, the smallest -X heapsize serving HTTP and 10
+WebSocket echo clients at once.
+
     python bench/bench.py [--quick] [--only ours|microdot|raw]
-                          [--client wrk|python] [--no-heap-search]
+                          [--skip http|ws] [--client wrk|python]
+                          [--no-heap-search] [--heap SIZE]
+
+The WebSocket load client is bench/clients.py (raw sockets, prebuilt
+masked frames); the table shows the CPU share of server and client during
+each WebSocket load, so a client that limits would show.
 
 Prints a table with ratios to each peer and the targets, and writes a JSON
 copy to bench/results/.
@@ -37,8 +49,9 @@ LIB = BUILD / "bench" / "lib"
 LIB_MPY = BUILD / "bench" / "lib-mpy"
 LOGS = BUILD / "bench" / "logs"
 RESULTS = HERE / "results"
-STATIC = "/index.html"
-STATIC_FILE = unixport.FIRMWARE / "www" / "index.html"
+STATIC = "/small.html"
+STATIC_FILE = BUILD / "bench" / "static" / "small.html"
+STATIC_BYTES = 512
 
 # name -> how to run it: ours via lwstool.unixport, peers as bench/peers/ apps
 SERVERS = {
@@ -59,6 +72,12 @@ SERVERS = {
 TARGET_RATIO = 0.70
 TARGET_IDLE_HEAP = 20 * 1024
 TARGET_HEAPSIZE_K = 40
+TARGET_WS_ECHO = 0.85     # of raw's round trips/s, 1 and 10 connections
+TARGET_WS_BULK = 0.50     # of raw's 64 KiB echo MiB/s
+TARGET_WS_CONN = 1024     # heap bytes per open WebSocket
+# a WebSocket load client busier than this (CPU time / wall time) may be
+# what limits the round trips, not the server
+CLIENT_BUSY = 0.90
 
 
 def log(msg):
@@ -66,6 +85,21 @@ def log(msg):
 
 
 # -- building ---------------------------------------------------------------
+
+def write_static():
+    """The static file every server serves: STATIC_BYTES of fixed HTML."""
+    head = (b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            b"<title>bench</title></head>\n<body>\n<p>")
+    tail = b"</p>\n</body></html>\n"
+    words = b"the quick brown fox jumps over the lazy dog "
+    fill = STATIC_BYTES - len(head) - len(tail)
+    body = head + (words * (fill // len(words) + 1))[:fill] + tail
+    assert len(body) == STATIC_BYTES
+    STATIC_FILE.parent.mkdir(parents=True, exist_ok=True)
+    if not STATIC_FILE.exists() or STATIC_FILE.read_bytes() != body:
+        STATIC_FILE.write_bytes(body)
+    return body
+
 
 def build_mpy():
     """firmware/ -> build/mpy/: .py compiled with mpy-cross, www/ copied."""
@@ -188,17 +222,23 @@ def parse_wrk(text):
             "non2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)"))}
 
 
-def load(opts, port, close):
-    """Requests/s and p99 latency for the static file, keep-alive or not:
-    the median of opts.repeat runs (by req/s), with every run's req/s."""
+def median_of(opts, once, key):
+    """The median of opts.repeat runs of once() (by key), with every run's
+    key value."""
     runs = []
     for _ in range(opts.repeat):
-        runs.append(load_once(opts, port, close))
+        runs.append(once())
         time.sleep(0.3)
-    runs.sort(key=lambda m: m["rps"])
+    runs.sort(key=lambda m: m[key])
     r = dict(runs[len(runs) // 2])
-    r["runs_rps"] = [round(m["rps"]) for m in runs]
+    r["runs"] = [round(m[key], 1) for m in runs]
     return r
+
+
+def load(opts, port, close):
+    """Requests/s and p99 latency for the static file, keep-alive or not:
+    the median of opts.repeat runs (by req/s)."""
+    return median_of(opts, lambda: load_once(opts, port, close), "rps")
 
 
 def load_once(opts, port, close):
@@ -215,22 +255,27 @@ def load_once(opts, port, close):
 
 
 def measure(name, opts, expected):
-    """One start of the server: heap idle, heap with 50 connections, load
-    with and without keep-alive, heap after the load."""
+    """One start of the server: HTTP (heap idle, heap with 50 connections,
+    load with and without keep-alive, heap after the load), then WebSocket
+    (heap per connection, echo round trips, 64 KiB echoes)."""
     r = {}
-    with running(name) as (port, _):
+    with running(name, opts.heap) as (port, p):
         if port is None:
             r["error"] = "did not start: " + last_line(
-                LOGS / ("%s-default.log" % name))
+                LOGS / ("%s-%s.log" % (name, opts.heap or "default")))
             return r
-        try:
-            measure_on(r, port, SERVERS[name]["heap_url"], opts, expected)
-        except (OSError, ValueError, subprocess.SubprocessError) as e:
-            r["error"] = "measuring failed: %r" % e
+        heap_url = SERVERS[name]["heap_url"]
+        if "http" not in opts.skip:
+            try:
+                measure_http(r, port, heap_url, opts, expected)
+            except (OSError, ValueError, subprocess.SubprocessError) as e:
+                r["error"] = "measuring HTTP failed: %r" % e
+        if "ws" not in opts.skip:
+            measure_ws(r, port, heap_url, opts, p.pid)
     return r
 
 
-def measure_on(r, port, heap_url, opts, expected):
+def measure_http(r, port, heap_url, opts, expected):
     """Fill r from the server on port (what is measured before an error
     stays in r)."""
     r["heap_idle"] = clients.heap(port, heap_url)
@@ -246,22 +291,89 @@ def measure_on(r, port, heap_url, opts, expected):
     r["heap_after"] = clients.heap(port, heap_url)
 
 
-def trial(name, k, opts, expected):
-    """Does the server, with -X heapsize=kK, serve 10 concurrent clients?"""
+def cpu_seconds(pid):
+    """CPU time (user + system) the process pid has used, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def with_server_cpu(pid, fn):
+    """fn()'s result, with the share of the time the server was on a CPU
+    (near 1: the server is what limits; well below: the client or the
+    round trip is)."""
+    c0 = cpu_seconds(pid)
+    r = fn()
+    c1 = cpu_seconds(pid)
+    if c0 is not None and c1 is not None and r.get("seconds"):
+        r["server_cpu"] = round((c1 - c0) / r["seconds"], 2)
+    return r
+
+
+def measure_ws(r, port, heap_url, opts, pid):
+    """Fill r with the WebSocket measurements; each that fails leaves an
+    error in r["ws_errors"] and the others still run."""
+    errors = r.setdefault("ws_errors", [])
+    secs = opts.ws_seconds
+
+    def step(what, fn):
+        try:
+            fn()
+        except (OSError, ValueError) as e:
+            errors.append("%s: %r" % (what, e))
+        time.sleep(0.3)
+
+    def heap_step():
+        r["ws_heap0"], r["ws_heap"], r["ws_open"] = \
+            clients.ws_heap_with_conns(port, heap_url, opts.open_conns)
+        r["ws_conn_heap"] = (r["ws_heap"] - r["ws_heap0"]) / opts.open_conns
+
+    step("heap per WebSocket", heap_step)
+    for n in (1, opts.conns):
+        step("echo on %d" % n, lambda: r.__setitem__(
+            "ws_echo%d" % n, median_of(opts, lambda: with_server_cpu(
+                pid, lambda: clients.ws_echo_load(port, secs, n,
+                                                  opts.ws_size)), "rate")))
+    step("64 KiB echo", lambda: r.__setitem__("ws_bulk", median_of(
+        opts, lambda: with_server_cpu(pid, lambda: clients.ws_bulk(
+            port, secs, opts.ws_bulk)), "mib_s")))
+    if not errors:
+        del r["ws_errors"]
+
+
+def http_trial(port, p, opts, expected):
+    """10 HTTP clients at once (see clients.serve_clients)."""
+    return clients.serve_clients(
+        port, STATIC, expected, opts.clients, opts.gets, opts.fresh,
+        opts.deadline, alive=lambda: p.poll() is None)
+
+
+def ws_trial(port, p, opts, expected):
+    """10 WebSocket echo clients open at once, and HTTP clients beside
+    (see clients.serve_ws_clients)."""
+    return clients.serve_ws_clients(
+        port, STATIC, expected, opts.clients, opts.ws_echoes, opts.ws_big,
+        opts.ws_http_clients, opts.gets, opts.fresh, opts.deadline,
+        alive=lambda: p.poll() is None)
+
+
+def trial(name, k, opts, expected, check=http_trial):
+    """Does the server, with -X heapsize=kK, pass check?"""
     with running(name, "%dK" % k) as (port, p):
         if port is None:
             return False, "did not start: " + last_line(
                 LOGS / ("%s-%dK.log" % (name, k)))
-        good, detail = clients.serve_clients(
-            port, STATIC, expected, opts.clients, opts.gets, opts.fresh,
-            opts.deadline, alive=lambda: p.poll() is None)
+        good, detail = check(port, p, opts, expected)
         if p.poll() is not None:
             detail += "; server died: " + last_line(
                 LOGS / ("%s-%dK.log" % (name, k)))
         return good, detail
 
 
-def min_heap(name, opts, expected):
+def min_heap(name, opts, expected, check=http_trial):
     """Bisect the smallest -X heapsize (K) that passes trial(); then confirm
     it passes again (heap fragmentation makes this not quite monotonic)."""
     sizes = list(range(opts.heap_lo, opts.heap_hi + 1, opts.heap_step))
@@ -269,7 +381,7 @@ def min_heap(name, opts, expected):
 
     def ok(i):
         k = sizes[i]
-        good, detail = trial(name, k, opts, expected)
+        good, detail = trial(name, k, opts, expected, check)
         tried.setdefault(k, []).append(good)
         log("  %-8s %4dK  %s  %s" % (name, k, "ok  " if good else "FAIL",
                                       detail))
@@ -297,8 +409,15 @@ def fmt(v, unit):
         return "-"
     if unit == "K":
         return "%.1f" % (v / 1024)
+    if unit == "K2":
+        return "%.2f" % (v / 1024)
     if unit == "ms":
         return "%.2f" % v
+    if unit == "f1":
+        return "%.1f" % v
+    if unit == "cpu":
+        return "%s/%s" % tuple("-" if x is None else "%d" % round(100 * x)
+                               for x in v)
     return "%d" % round(v)
 
 
@@ -310,7 +429,16 @@ def field(key):
     return lambda r: r.get(key)
 
 
+def cpu_field(key):
+    """(server, client) CPU share during a WebSocket load, or None."""
+    def get(r):
+        m = r.get(key)
+        return (m.get("server_cpu"), m.get("client_cpu")) if m else None
+    return get
+
+
 ROWS = [  # label, getter, unit, higher is better (None: no ratio)
+    ("HTTP " + STATIC, None, None, None),
     ("keep-alive req/s", load_field("keepalive", "rps"), "", True),
     ("keep-alive p99 ms", load_field("keepalive", "p99_ms"), "ms", False),
     ("close req/s", load_field("close", "rps"), "", True),
@@ -320,6 +448,18 @@ ROWS = [  # label, getter, unit, higher is better (None: no ratio)
     ("  of 50 still open", field("conns_open"), "", None),
     ("heap after load KB", field("heap_after"), "K", False),
     ("min heapsize K", load_field("min_heap", "min_k"), "", False),
+    ("WebSocket /echo", None, None, None),
+    ("32 B echo 1 conn/s", load_field("ws_echo1", "rate"), "", True),
+    ("  CPU% server/client", cpu_field("ws_echo1"), "cpu", None),
+    ("32 B echo 10 conns/s", load_field("ws_echo10", "rate"), "", True),
+    ("  CPU% server/client", cpu_field("ws_echo10"), "cpu", None),
+    ("64 KiB echo MiB/s", load_field("ws_bulk", "mib_s"), "f1", True),
+    ("  CPU% server/client", cpu_field("ws_bulk"), "cpu", None),
+    ("heap 0 ws KB", field("ws_heap0"), "K", False),
+    ("heap 50 ws KB", field("ws_heap"), "K", False),
+    ("  of 50 ws open", field("ws_open"), "", None),
+    ("heap per ws KB", field("ws_conn_heap"), "K2", False),
+    ("min heapsize ws K", load_field("ws_min_heap", "min_k"), "", False),
 ]
 
 
@@ -334,12 +474,25 @@ def ratio(a, b):
 
 
 def table(res):
-    """The values, one column per server; then the ratios ours/peer."""
+    """The values, one column per server; then the ratios ours/peer. Rows
+    nothing was measured for (--skip) are left out."""
     names = [n for n in SERVERS if n in res]
     pairs = [(o, p) for o, p in PAIRS if o in res and p in res]
+    rows, section = [], None
+    for row in ROWS:
+        if row[1] is None:
+            section = row
+        elif any(row[1](res[n]) is not None for n in names):
+            if section:
+                rows.append(section)
+                section = None
+            rows.append(row)
     head = "%-20s" % "" + "".join("%13s" % n for n in names)
     lines = [head, "-" * len(head)]
-    for label, get, unit, _ in ROWS:
+    for label, get, unit, _ in rows:
+        if get is None:
+            lines.append(label)
+            continue
         lines.append("%-20s" % label + "".join(
             "%13s" % fmt(get(res[n]), unit) for n in names))
     if not pairs:
@@ -348,8 +501,10 @@ def table(res):
         "%13s" % ("%s/%s" % (o[5:], p.replace("microdot", "md")))
         for o, p in pairs)
     lines += ["", head, "-" * len(head)]
-    for label, get, unit, better in ROWS:
-        if better is not None:
+    for label, get, unit, better in rows:
+        if get is None:
+            lines.append(label)
+        elif better is not None:
             lines.append("%-20s" % label + "".join(
                 "%13s" % ratio(get(res[o]), get(res[p])) for o, p in pairs))
     return "\n".join(lines)
@@ -376,18 +531,40 @@ def targets(res):
     if "at_40k" in mpy:
         out.append(("ours-mpy serves 10 clients at heapsize=40K",
                     mpy["at_40k"][1], mpy["at_40k"][0]))
+    for o in ("ours-py", "ours-mpy"):
+        if o not in res or not raw:
+            continue
+        for key, sub, what, goal in (
+                ("ws_echo1", "rate", "32 B echo/s, 1 conn", TARGET_WS_ECHO),
+                ("ws_echo10", "rate", "32 B echo/s, 10 conns",
+                 TARGET_WS_ECHO),
+                ("ws_bulk", "mib_s", "64 KiB echo MiB/s", TARGET_WS_BULK)):
+            a = (res[o].get(key) or {}).get(sub)
+            b = (raw.get(key) or {}).get(sub)
+            if a is not None and b:
+                out.append(("%s %s >= %d%% of raw" % (o, what, 100 * goal),
+                            "%.0f%%" % (100 * a / b), a / b >= goal))
+    if mpy.get("ws_conn_heap") is not None:
+        out.append(("ours-mpy heap per open WebSocket <= 1 KB",
+                    fmt(mpy["ws_conn_heap"], "K2") + " KB",
+                    mpy["ws_conn_heap"] <= TARGET_WS_CONN))
+    if "ws_at_40k" in mpy:
+        out.append(("ours-mpy HTTP + 10 ws clients at heapsize=40K",
+                    mpy["ws_at_40k"][1], mpy["ws_at_40k"][0]))
     return out
 
 
 def report(res, opts, took):
     print()
-    print("microlws bench: %s, %d connections, median of %d x %gs per "
-          "load, static %s (%d B), load average %s" % (
+    print("microlws bench: HTTP %s, %d connections, median of %d x %gs "
+          "per load, static %s (%d B); WebSocket python client, median of "
+          "%d x %gs; heapsize %s; load average %s" % (
               "wrk" if opts.wrk else "python client", opts.conns, opts.repeat,
-              opts.seconds, STATIC, STATIC_FILE.stat().st_size,
+              opts.seconds, STATIC, STATIC_FILE.stat().st_size, opts.repeat,
+              opts.ws_seconds, opts.heap or "default (2 MB)",
               " ".join("%.1f" % x for x in os.getloadavg())))
-    print("ratios are ours/peer (req/s: higher is better; ms, KB, K: lower "
-          "is better)")
+    print("ratios are ours/peer (req/s, echo/s, MiB/s: higher is better; "
+          "ms, KB, K: lower is better)")
     print()
     print(table(res))
     notes = []
@@ -404,6 +581,20 @@ def report(res, opts, took):
         if r.get("min_heap") and r["min_heap"]["min_k"] is None:
             notes.append("%s: fails 10 clients even at %dK" % (
                 n, opts.heap_hi))
+        for e in r.get("ws_errors", ()):
+            notes.append("%s WebSocket %s" % (n, e))
+        if r.get("ws_open") is not None and r["ws_open"] < opts.open_conns:
+            notes.append("%s: only %d of %d WebSockets stayed open" % (
+                n, r["ws_open"], opts.open_conns))
+        for key in ("ws_echo1", "ws_echo10", "ws_bulk"):
+            cpu = (r.get(key) or {}).get("client_cpu")
+            if cpu is not None and cpu > CLIENT_BUSY:
+                notes.append("%s %s: the load client was busy %.0f%% of "
+                             "the time (may be what limits)" % (
+                                 n, key, 100 * cpu))
+        if r.get("ws_min_heap") and r["ws_min_heap"]["min_k"] is None:
+            notes.append("%s: fails HTTP + 10 WebSocket clients even at "
+                         "%dK" % (n, opts.heap_hi))
     if notes:
         print()
         print("notes:")
@@ -453,8 +644,15 @@ def options(argv):
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
+    ap.add_argument("--skip", choices=("http", "ws"), action="append",
+                    default=[], help="leave out the HTTP or the WebSocket "
+                    "measurements (repeatable)")
     ap.add_argument("--no-heap-search", action="store_true",
-                    help="skip the -X heapsize bisection")
+                    help="skip the -X heapsize bisections")
+    ap.add_argument("--heap", metavar="SIZE",
+                    help="-X heapsize for the speed and heap runs, e.g. "
+                    "256K (default: the unix port's own, 2 MB; allocation "
+                    "costs on MicroPython grow with the heap size)")
     opts = ap.parse_args(argv)
     opts.conns = 10
     opts.open_conns = 50
@@ -464,6 +662,10 @@ def options(argv):
     opts.deadline = 5.0 if opts.quick else 10.0
     opts.heap_lo, opts.heap_hi = 8, 256
     opts.heap_step = 8 if opts.quick else 2
+    # WebSocket: 32-byte echoes, 64 KiB echoes; the heap trial's clients
+    opts.ws_seconds = 1.0 if opts.quick else 3.0
+    opts.ws_size, opts.ws_bulk = 32, 65536
+    opts.ws_echoes, opts.ws_big, opts.ws_http_clients = 20, 1024, 2
     return opts
 
 
@@ -479,20 +681,26 @@ def main(argv=None):
         build_mpy()
     if "microdot-py" in names:
         install_microdot()
-    expected = STATIC_FILE.read_bytes()
+    expected = write_static()
     res = {}
     for n in names:
         log("bench: %s: heap and load" % n)
         res[n] = measure(n, opts, expected)
     if not opts.no_heap_search:
-        for n in names:
-            log("bench: %s: smallest -X heapsize for %d clients" % (
-                n, opts.clients))
-            res[n]["min_heap"] = min_heap(n, opts, expected)
-        if "ours-mpy" in names:
-            good, detail = trial("ours-mpy", TARGET_HEAPSIZE_K, opts,
-                                 expected)
-            res["ours-mpy"]["at_40k"] = [good, detail]
+        for part, key, check, what in (
+                ("http", "min_heap", http_trial, "%d clients"),
+                ("ws", "ws_min_heap", ws_trial,
+                 "HTTP + %d WebSocket clients")):
+            if part in opts.skip:
+                continue
+            for n in names:
+                log("bench: %s: smallest -X heapsize for %s" % (
+                    n, what % opts.clients))
+                res[n][key] = min_heap(n, opts, expected, check)
+            if "ours-mpy" in names:
+                res["ours-mpy"][key.replace("min_heap", "at_40k")] = list(
+                    trial("ours-mpy", TARGET_HEAPSIZE_K, opts, expected,
+                          check))
     took = time.monotonic() - t0
     report(res, opts, took)
     save(res, opts, took)

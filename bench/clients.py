@@ -234,3 +234,389 @@ def load(port, path, seconds, conns=10, close=False):
     return {"requests": len(lat), "rps": len(lat) / seconds,
             "p99_ms": p99 * 1000 if p99 is not None else None,
             "errors": stats["errors"], "non2xx": stats["non2xx"]}
+
+
+# -- WebSocket: handshake, prebuilt masked frames, echo loads --------------
+
+WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="        # RFC 6455's sample key
+WS_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # ... and its answer
+OP_TEXT, OP_BINARY, OP_CLOSE = 1, 2, 8
+
+
+def ws_connect(port, path="/echo", timeout=10):
+    """A handshaken WebSocket (blocking, with timeout); raises
+    ConnectionError unless the server answers 101 with the right accept."""
+    s = connect(port, timeout)
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n" % (
+                      path.encode(), HOST.encode(), WS_KEY))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            if not d or len(buf) > 8192:
+                raise ConnectionError("no whole upgrade answer")
+            buf += d
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101") or \
+                b"\r\nsec-websocket-accept: " + WS_ACCEPT.lower() \
+                not in head.lower():
+            raise ConnectionError("upgrade answered " + repr(head[:40]))
+        if rest:
+            raise ConnectionError("data before any frame was sent")
+        return s
+    except BaseException:
+        s.close()
+        raise
+
+
+def ws_frame(op, payload, mask, fin=True):
+    """A client frame: masked with the 4 bytes of mask."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | op
+    if n < 126:
+        h = bytes((b0, 0x80 | n))
+    elif n < 65536:
+        h = bytes((b0, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        h = bytes((b0, 0x80 | 127)) + n.to_bytes(8, "big")
+    k = int.from_bytes(mask, "little")
+    m = (k.to_bytes(4, "little") * (n // 4 + 1))[:n]
+    body = (int.from_bytes(payload, "little")
+            ^ int.from_bytes(m, "little")).to_bytes(n, "little") if n else b""
+    return h + mask + body
+
+
+# a few fixed masks: a new one per frame is not needed to load a server
+MASKS = [b"\x37\xfa\x21\x3d", b"\x9c\x05\xe1\x7b", b"\x00\xff\x5a\xa5",
+         b"\xd4\x6e\x11\x82"]
+CLOSE = ws_frame(OP_CLOSE, (1000).to_bytes(2, "big"), MASKS[0])
+
+
+def payload(n, binary=False):
+    """n bytes of deterministic payload (ASCII when not binary)."""
+    if binary:
+        return bytes((i * 7 + (i >> 8)) & 255 for i in range(n))
+    return (b"0123456789abcdefghijklmnopqrstuvwxyz" * (n // 36 + 1))[:n]
+
+
+def frames(op, data):
+    return [ws_frame(op, data, m) for m in MASKS]
+
+
+def server_frame(op, data):
+    """What an echo of one unfragmented message looks like on the wire."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x80 | op, n)) + data
+    if n < 65536:
+        return bytes((0x80 | op, 126)) + n.to_bytes(2, "big") + data
+    return bytes((0x80 | op, 127)) + n.to_bytes(8, "big") + data
+
+
+class WsRx:
+    """Server frames in, whole messages out: a message may come in
+    fragments (opcodes 1 or 2, then 0) until a FIN frame."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.msg = bytearray()
+        self.op = None
+
+    def feed(self, d):
+        """Returns (op, payload) of the message d completes, or None."""
+        buf = self.buf
+        buf += d
+        while True:
+            if len(buf) < 2:
+                return None
+            b0, b1 = buf[0], buf[1]
+            if b1 & 0x80:
+                raise ConnectionError("masked server frame")
+            n, hl = b1 & 127, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return None
+                n, hl = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return None
+                n, hl = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < hl + n:
+                return None
+            op = b0 & 15
+            if op >= 8:
+                del buf[:hl + n]
+                if op == OP_CLOSE:
+                    raise ConnectionError("server closed the WebSocket")
+                continue  # ping, pong
+            if op > 2 or (op == 0) != (self.op is not None):
+                raise ConnectionError("bad opcode sequence (%d)" % op)
+            if self.op is None:
+                self.op = op
+            self.msg += memoryview(buf)[hl:hl + n]
+            del buf[:hl + n]
+            if b0 & 0x80:
+                r = (self.op, bytes(self.msg))
+                self.msg = bytearray()
+                self.op = None
+                return r
+
+
+def ws_exchange(s, frame, op, data):
+    """Send one prebuilt frame on a blocking WebSocket and check its echo."""
+    s.sendall(frame)
+    rx = WsRx()
+    for _ in range(100000):
+        d = s.recv(262144)
+        if not d:
+            raise ConnectionError("closed during an echo")
+        r = rx.feed(d)
+        if r is not None:
+            if r != (op, data):
+                raise ConnectionError("echo differs (op %d, %d bytes)" % (
+                    r[0], len(r[1])))
+            return
+    raise ConnectionError("echo too long")
+
+
+def _rate(count, t0, t1, c0, c1):
+    wall = max(t1 - t0, 1e-9)
+    return {"count": count, "seconds": round(wall, 3),
+            "rate": count / wall, "client_cpu": round((c1 - c0) / wall, 2)}
+
+
+def ws_echo_load(port, seconds, conns=1, size=32):
+    """Round trips per second of a size-byte text echo on conns WebSockets
+    at once, each sending its next frame once the last echo is back.
+
+    Lean on purpose (the client must not be what limits): prebuilt masked
+    frames, and an answer equal to the expected echo bytes counts at once;
+    anything else is parsed as frames. One connection: blocking send and
+    recv; more: one epoll loop."""
+    data = payload(size)
+    fs = frames(OP_TEXT, data)
+    expect = server_frame(OP_TEXT, data)
+    socks = []
+    try:
+        for _ in range(conns):
+            socks.append(ws_connect(port))
+        ws_exchange(socks[0], fs[0], OP_TEXT, data)  # a first, slow echo
+        if conns == 1:
+            return _echo_one(socks[0], seconds, fs, expect, data)
+        return _echo_many(socks, seconds, fs, expect, data)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _check(r, data):
+    if r[0] != OP_TEXT or r[1] != data:
+        raise ConnectionError("echo differs (op %d, %d bytes)" % (
+            r[0], len(r[1])))
+
+
+def _echo_one(s, seconds, fs, expect, data):
+    send, recv = s.send, s.recv
+    n = 0
+    c0, t0 = time.process_time(), time.monotonic()
+    t_end = t0 + seconds
+    t = t0
+    while t < t_end:
+        for i in range(64):
+            send(fs[i & 3])
+            d = recv(65536)
+            if d != expect:
+                rx = WsRx()
+                for _ in range(1000):
+                    if not d:
+                        raise ConnectionError("closed during an echo")
+                    r = rx.feed(d)
+                    if r is not None:
+                        _check(r, data)
+                        break
+                    d = recv(65536)
+                else:
+                    raise ConnectionError("echo too long")
+        n += 64
+        t = time.monotonic()
+    return _rate(n, t0, t, c0, time.process_time())
+
+
+def _echo_many(socks, seconds, fs, expect, data):
+    import select
+    ep = select.epoll()
+    by_fd = {}
+    rxs = {}
+    try:
+        for s in socks:
+            s.setblocking(False)
+            by_fd[s.fileno()] = s
+            ep.register(s.fileno(), select.EPOLLIN)
+        n = 0
+        c0, t0 = time.process_time(), time.monotonic()
+        t_end = t0 + seconds
+        for i, s in enumerate(socks):
+            s.send(fs[i & 3])
+        t = t0
+        while t < t_end:
+            ready = ep.poll(1.0)
+            if not ready:
+                raise ConnectionError("no echo for 1 s")
+            for fd, _ in ready:
+                s = by_fd[fd]
+                d = s.recv(65536)
+                if d != expect:
+                    if not d:
+                        raise ConnectionError("closed during an echo")
+                    rx = rxs.get(fd)
+                    if rx is None:
+                        rx = rxs[fd] = WsRx()
+                    r = rx.feed(d)
+                    if r is None:
+                        continue
+                    _check(r, data)
+                n += 1
+                s.send(fs[n & 3])
+            t = time.monotonic()
+        return _rate(n, t0, t, c0, time.process_time())
+    finally:
+        ep.close()
+
+
+def ws_bulk(port, seconds, size=65536):
+    """MiB/s of a size-byte binary echo on one WebSocket: send the message
+    (reading while sending), read until all of it came back (in fragments
+    or not), repeat for about seconds."""
+    import select
+    data = payload(size, binary=True)
+    fs = frames(OP_BINARY, data)
+    s = ws_connect(port)
+    try:
+        ws_exchange(s, fs[0], OP_BINARY, data)
+        s.setblocking(False)
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        n = 0
+        c0, t0 = time.process_time(), time.monotonic()
+        t = t0
+        while t - t0 < seconds:
+            out = memoryview(fs[n & 3])
+            rx = WsRx()
+            r = None
+            while r is None:
+                if out:
+                    p.modify(s, select.POLLIN | select.POLLOUT)
+                if not p.poll(10000):
+                    raise ConnectionError("no echo for 10 s")
+                if out:
+                    try:
+                        out = out[s.send(out):]
+                    except BlockingIOError:
+                        pass
+                    if not out:
+                        p.modify(s, select.POLLIN)
+                try:
+                    d = s.recv(262144)
+                except BlockingIOError:
+                    continue
+                if not d:
+                    raise ConnectionError("closed during an echo")
+                r = rx.feed(d)
+            if r != (OP_BINARY, data):
+                raise ConnectionError("echo differs (op %d, %d bytes)" % (
+                    r[0], len(r[1])))
+            n += 1
+            t = time.monotonic()
+        r = _rate(n, t0, t, c0, time.process_time())
+        r["mib_s"] = r["rate"] * size / 2 ** 20
+        return r
+    finally:
+        s.close()
+
+
+def ws_heap_with_conns(port, heap_path, n=50):
+    """The heap with no WebSocket open (after one has come and gone, so
+    what the first one loads is not counted), then with n open, idle and
+    handshaken. Returns (heap0, heapn, still_open)."""
+    s = ws_connect(port)
+    try:
+        ws_exchange(s, frames(OP_TEXT, b"hi")[0], OP_TEXT, b"hi")
+        s.sendall(CLOSE)
+    finally:
+        s.close()
+    time.sleep(0.2)
+    used0 = heap(port, heap_path)
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(ws_connect(port))
+        time.sleep(0.2)
+        used = heap(port, heap_path)
+        return used0, used, sum(is_open(s) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _ws_client(port, echoes, big, barrier, errors, timeout):
+    """One WebSocket: waits until all are open, then echoes echoes 32-byte
+    texts and one big-byte binary; closes with a close frame."""
+    try:
+        s = ws_connect(port, timeout=timeout)
+    except (OSError, ValueError) as e:
+        errors.append("ws: %r" % e)
+        barrier.abort()
+        return
+    try:
+        barrier.wait()
+        text = payload(32)
+        fs = frames(OP_TEXT, text)
+        for i in range(echoes):
+            ws_exchange(s, fs[i & 3], OP_TEXT, text)
+        if big:
+            b = payload(big, binary=True)
+            ws_exchange(s, ws_frame(OP_BINARY, b, MASKS[1]), OP_BINARY, b)
+        s.sendall(CLOSE)
+    except threading.BrokenBarrierError:
+        errors.append("ws: another WebSocket failed to open")
+    except (OSError, ValueError) as e:
+        errors.append("ws: %r" % e)
+    finally:
+        s.close()
+
+
+def serve_ws_clients(port, path, expected, ws_clients=10, echoes=20,
+                     big=1024, http_clients=2, gets=20, fresh=2,
+                     deadline=10.0, alive=lambda: True):
+    """ws_clients WebSockets open at once, each echoing (see _ws_client),
+    while http_clients HTTP clients do their GETs (see _client); all must
+    succeed within deadline seconds. Returns (ok, detail)."""
+    errors = []
+    barrier = threading.Barrier(ws_clients, timeout=deadline)
+    threads = [threading.Thread(target=_ws_client, daemon=True,
+                                args=(port, echoes, big, barrier, errors,
+                                      deadline))
+               for _ in range(ws_clients)]
+    threads += [threading.Thread(target=_client, daemon=True,
+                                 args=(port, path, expected, gets, fresh,
+                                       errors, deadline))
+                for _ in range(http_clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    t_end = t0 + deadline
+    while any(t.is_alive() for t in threads) and time.monotonic() < t_end:
+        if not alive():
+            break
+        time.sleep(0.02)
+    late = sum(t.is_alive() for t in threads)
+    if late:
+        barrier.abort()
+        errors.append("%d clients not done in %.0f s" % (late, deadline))
+    took = time.monotonic() - t0
+    if errors:
+        return False, "%s (%d errors)" % (errors[0], len(errors))
+    return True, "%d ws + %d http clients ok in %.2f s" % (
+        ws_clients, http_clients, took)

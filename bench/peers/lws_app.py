@@ -1,7 +1,8 @@
 """microlws, the app the bench measures: the file's folder mounted at /
-(file://, as any static site), and GET /heap answering the heap, the same
-app as the Microdot peer. (make run's test server carries every test
-protocol besides, so it is not what a small device would run.)
+(file://, as any static site), GET /heap answering the heap, and the echo
+protocol at /echo (WebSocket), the same app as the Microdot peer. (make
+run's test server carries every test protocol besides, so it is not what
+a small device would run.)
 
 usage: micropython lws_app.py PORT FILE
 """
@@ -9,6 +10,7 @@ import gc
 import sys
 
 import lws
+from lws.plugins.echo import Echo
 
 
 class Heap(lws.Protocol):
@@ -25,7 +27,9 @@ def main():
     root = path[:path.rfind("/")]
     vh = lws.Vhost("localhost", port,
                    [lws.Mount("/", "file://" + root),
-                    lws.Mount("/heap", "callback://heap")], [Heap()])
+                    lws.Mount("/heap", "callback://heap"),
+                    lws.Mount("/echo", "callback://echo")],
+                   [Heap(), Echo()])
     lws.Context([vh]).run()
 
 

@@ -1,4 +1,5 @@
-"""Microdot 2.x peer: the same small static file, and /heap.
+"""Microdot 2.x peer: the same small static file, /heap, and a WebSocket
+echo at /echo (microdot.websocket).
 
 usage: micropython microdot_app.py PORT FILE
 """
@@ -6,14 +7,18 @@ import gc
 import os
 import sys
 from microdot import Microdot, send_file
+from microdot.websocket import WebSocket, with_websocket
 
 app = Microdot()
 _FILE = sys.argv[2]
 _SIZE = str(os.stat(_FILE)[6])
+# the bench echoes 64 KiB messages (the default limit is the request body
+# limit, 16 KiB; 0 would refuse every message)
+WebSocket.max_message_length = 1 << 17
 
 
-@app.route("/index.html")
-async def index(request):
+@app.route(_FILE[_FILE.rfind("/"):])
+async def static(request):
     # send_file sends no Content-Length; add it so clients need not wait
     # for the close to find the end of the body
     res = send_file(_FILE)
@@ -25,6 +30,13 @@ async def index(request):
 async def heap(request):
     gc.collect()
     return "%d %d\n" % (gc.mem_alloc(), gc.mem_free())
+
+
+@app.route("/echo")
+@with_websocket
+async def echo(request, ws):
+    while True:
+        await ws.send(await ws.receive())
 
 
 gc.collect()
