@@ -137,24 +137,29 @@ def main():
             log.exc(e, "main: protocol %s not loaded", spec)
     vh = lws.Vhost("lws", srv.get("port", 80), mounts, protocols)
     if m is not None:
-        from lws.plugins.wlan_setup import WlanSetup
-        vh.protocols.append(WlanSetup(m))
         when = w.get("setup", "ap")
-        setup = lws.Mount("/setup", "callback://lws-wlan-setup")
-        if when == "always" or (when == "ap" and m.ap):
-            vh.mount(setup)
+        page = []  # the set-up page's mount, imported when first needed
+
+        def show(on):
+            if on and not page:
+                from lws.plugins.wlan_setup import WlanSetup
+                vh.protocols.append(WlanSetup(m))
+                page.append(lws.Mount("/setup", "callback://lws-wlan-setup"))
+            if page and on != (page[0] in vh.mounts):
+                if on:
+                    vh.mount(page[0])
+                else:
+                    vh.mounts.remove(page[0])
 
         def changed(state, info):
             # "ap": the page is there while the access point is
-            if when != "ap":
-                return
-            if state == "ap" and setup not in vh.mounts:
-                vh.mount(setup)
-            elif state == "connected" and m.ap is None and \
-                    setup in vh.mounts:
-                vh.mounts.remove(setup)
+            if state == "ap" or (state == "connected" and m.ap is None):
+                show(state == "ap")
 
-        m.on_change = changed
+        if when == "always" or (when == "ap" and m.ap):
+            show(True)
+        if when == "ap":
+            m.on_change = changed
     ctx = lws.Context([vh], **srv.get("options", {}))
     if m is not None:
         m.attach(ctx)
