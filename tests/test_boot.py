@@ -261,3 +261,20 @@ def test_board_profiles_and_manifests():
             assert "lws/tls.py" in files and "lws/tls.py" in frozen
     unix = json.loads((BOARDS / "unix" / "profile.json").read_text())
     assert unix["heap_budget"] and (BOARDS / "unix" / "network.py").exists()
+
+
+def test_soft_reset_not_counted(tmp_path):
+    """A soft reset (where the port reports one) runs boot.py but, from
+    the raw REPL, not main.py: it must not count towards safe mode."""
+    fake = tmp_path / "port"
+    fake.mkdir()
+    path = ".frozen:%s:%s" % (fake, PATH.split(":", 1)[1])
+    code = "import boot\n"
+    for cause, counted in ((5, None), (1, 1), (5, 1), (3, 2)):
+        (fake / "machine.py").write_text(
+            "SOFT_RESET = 5\ndef reset_cause():\n    return %d\n" % cause)
+        r = subprocess.run([unixport.micropython(), "-c", code],
+                           env=env(tmp_path, path), cwd=str(tmp_path),
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert boot_count(tmp_path) == counted
