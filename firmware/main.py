@@ -69,8 +69,8 @@ def load_config(path="lws.json"):
     if not isinstance(cfg, dict):
         _log("main: %s is not a JSON object: using the defaults", path)
         return {}
-    if "server" not in cfg and ("port" in cfg or "docroot" in cfg):
-        cfg = {"server": cfg}  # the old flat form {"port": .., "docroot": ..}
+    if "server" not in cfg:
+        cfg["server"] = cfg  # the flat form {"port": .., "docroot": ..}
     return cfg
 
 

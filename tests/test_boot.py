@@ -82,6 +82,17 @@ def test_boot_without_network_goes_ap_with_setup(tmp_path, boards):
     assert "access point lws-12EF is up" in srv.log()
 
 
+def test_flat_config_with_wlan_section(tmp_path, boards):
+    port = free_port()
+    setup_board(tmp_path, {"port": port, "docroot": "www",
+                           "wlan": {"ap_ssid": "flat-ap",
+                                    "ap_password": "flatpass1"}}, aps=[])
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    assert srv.get("/")[0] == 200
+    assert status(srv)["ap"] == "flat-ap"
+
+
 def test_bad_pieces_are_logged_not_fatal(tmp_path, boards):
     port = free_port()
     setup_board(tmp_path, {
