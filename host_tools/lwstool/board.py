@@ -43,7 +43,12 @@ def find_port(port=None):
 
 
 class Board:
-    """One board: `with Board(port) as b: b.eval("1+1")`."""
+    """One board: `with Board(port) as b: b.eval("1+1")`.
+
+    Entering the raw REPL stops what runs (main.py's server, by Ctrl-C)
+    and then, as mpremote does, soft-resets the board for a clean heap
+    (boot.py runs, main.py does not); soft_reset=False keeps the state.
+    """
 
     def __init__(self, port=None, baud=115200, soft_reset=True):
         self.port = port
@@ -65,6 +70,7 @@ class Board:
                 raise LwsToolError("cannot open %s: %s" % (self.port, e))
             try:
                 self._t.enter_raw_repl(soft_reset=self.soft_reset)
+                self._t.exec("import gc\ngc.collect()")
             except TransportError as e:
                 self.close()
                 raise LwsToolError("no MicroPython REPL on %s (%s)"

@@ -3,10 +3,12 @@
     deploy("esp32", port="/dev/ttyUSB0")            # .mpy
     deploy("esp32", port=..., source=True)          # .py as they are
 
-What goes to the board: the `lws` package (compiled to .mpy by mpy-cross
-for the board's bytecode version and native architecture, or as .py with
-source=True), `www/`, and the entry files `boot.py` and `main.py` (always
-source: a board runs only those two as .py). The test scripts stay home.
+What goes to the board: the files of firmware/ that the profile's
+"deploy" include/exclude globs select (by default boot.py, main.py, lws/
+and www/, without the test scripts); modules are compiled to .mpy by
+mpy-cross for the board's bytecode version and native architecture (or
+sent as .py with source=True); the entry files boot.py and main.py stay
+source, as a board runs only those two as .py.
 
 The .mpy files must match the board: its `sys.implementation._mpy` is
 read over the REPL and a different bytecode version, or a native
@@ -32,7 +34,6 @@ ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em",
          "armv7emsp", "armv7emdp", "xtensa", "xtensawin", "rv32imc",
          "rv64imc"]
 ENTRY = ("boot.py", "main.py")
-TREES = ("lws", "www")
 
 
 def decode_mpy(sys_mpy):
@@ -86,33 +87,55 @@ def choose_march(prof, platform, sys_mpy):
     return march
 
 
-def plan(source=False, march=None, build_dir=None, src=FIRMWARE):
-    """[(board path, local file)] of what the board should hold."""
+DEFAULT_SELECT = {"include": ["boot.py", "main.py", "lws/**", "www/**"],
+                  "exclude": ["test_*.py"]}
+
+
+def selected(prof, src=FIRMWARE):
+    """The firmware files a board takes: the profile's "deploy" include
+    and exclude globs (paths under firmware/), else DEFAULT_SELECT."""
+    import fnmatch
+    sel = prof.get("deploy") or {}
+    inc = sel.get("include") or DEFAULT_SELECT["include"]
+    exc = sel["exclude"] if "exclude" in sel else DEFAULT_SELECT["exclude"]
+    out = []
+    for f in sorted(Path(src).rglob("*")):
+        if not f.is_file() or "__pycache__" in f.parts or \
+                f.name.endswith((".tmp", ".pyc")):
+            continue
+        rel = f.relative_to(src).as_posix()
+        if any(fnmatch.fnmatchcase(rel, g) for g in inc) and \
+                not any(fnmatch.fnmatchcase(rel, g) for g in exc):
+            out.append(rel)
+    return out
+
+
+def plan(prof=None, source=False, march=None, build_dir=None, src=FIRMWARE):
+    """[(board path, local file)] of what the board should hold: modules
+    compiled to .mpy (unless source), the entry files and data as they
+    are. A native module with no march is left out (the firmware falls
+    back to plain Python)."""
     src = Path(src)
-    files = [(n, src / n) for n in ENTRY if (src / n).exists()]
-    for tree in TREES:
-        if not (src / tree).is_dir():
-            continue
-        if source or tree != "lws":
-            for f in sorted((src / tree).rglob("*")):
-                if f.is_file() and "__pycache__" not in f.parts:
-                    files.append((f.relative_to(src).as_posix(), f))
-            continue
+    files = []
+    rels = selected(prof or {}, src)
+    compiled = {}
+    if not source and any(r.endswith(".py") and r not in ENTRY
+                          for r in rels):
         dest = Path(build_dir or REPO / "build" / "mpy" /
                     ("deploy-%s" % (march or "bytecode")))
-        mpy.build(dest / tree, src / tree, march=march)
-        for f in sorted((dest / tree).rglob("*")):
-            if f.is_file() and not f.name.endswith(".tmp"):
-                rel = "%s/%s" % (tree, f.relative_to(dest / tree).as_posix())
-                orig = src / Path(rel).with_suffix(".py")
-                if f.suffix == ".mpy" and not orig.exists():
-                    continue    # left over from a module since removed
-                files.append((rel, f))
+        mpy.build(dest, src, march=march)
+        compiled = {r: dest / Path(r).with_suffix(".mpy") for r in rels}
+    for rel in rels:
+        if source or not rel.endswith(".py") or rel in ENTRY:
+            files.append((rel, src / rel))
+        elif compiled[rel].exists():
+            files.append((Path(rel).with_suffix(".mpy").as_posix(),
+                          compiled[rel]))
     return files
 
 
 def _twin(path):
-    if path.startswith("lws/") and path.endswith(".py"):
+    if path.endswith(".py") and path not in ENTRY:
         return path[:-3] + ".mpy"
     if path.endswith(".mpy"):
         return path[:-4] + ".py"
@@ -129,7 +152,7 @@ def deploy(board, port=None, source=False, dry_run=False, out=print,
         march = None
         if not source:
             march = choose_march(prof, platform, sys_mpy)
-        files = plan(source=source, march=march)
+        files = plan(prof, source=source, march=march)
         twins = [t for t in (_twin(p) for p, _ in files) if t]
         on_board = b.hashes([p for p, _ in files] + twins)
         todo = []

@@ -184,9 +184,11 @@ class VirtualBoard:
     def _from_board(self, data):
         if _TRACE:
             _trace("B>", data)
-        self._tail = (self._tail + data)[-64:]
-        if _RAW_BANNER in self._tail:
-            self._raw = True
+        self._tail = (self._tail + data)[-256:]
+        # the REPL the board is in: whichever banner came last
+        r, f = self._tail.rfind(_RAW_BANNER), self._tail.rfind(b">>> ")
+        if r != f:
+            self._raw = r > f
         if not self._started and b">>> " in self._tail:
             self._started = True
             self._started_at = time.monotonic()
@@ -195,8 +197,6 @@ class VirtualBoard:
                 self._tail = b""
                 self._swbuf = b""
                 return
-        elif self._tail.endswith(b">>> "):
-            self._raw = False
         if self._swallow:
             if self._started:
                 self._swbuf += data
