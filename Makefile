@@ -11,12 +11,23 @@ DOCROOT ?=
 HEAP ?=
 LOGLEVEL ?=
 PYTEST_ARGS ?=
+# make client
+URL ?=
+PROTOCOL ?=
+ECHO ?=
+COUNT ?=
+SEND ?=
 
-.PHONY: run test bench setup debs mpy clean help
+# a value as one single-quoted shell word (URLs carry ? and &)
+shq = '$(subst ','\'',$(1))'
+
+.PHONY: run client test bench setup debs mpy clean help
 
 help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
 	@echo "            PORT=8080 DOCROOT=folder HEAP=64K LOGLEVEL=15 MICROPYTHON=path"
+	@echo "make client URL=ws://host:port/path   the test client on the unix port"
+	@echo "            PROTOCOL=name ECHO=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
 	@echo "make bench  speed and memory against Microdot and a raw socket loop"
 
@@ -37,6 +48,16 @@ debs:
 run: setup
 	$(BIN)/lwstool serve --port $(PORT) \
 	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
+	    $(if $(HEAP),--heap $(HEAP)) \
+	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
+
+client: setup
+	$(if $(URL),,$(error make client needs URL=ws://host:port/path))
+	$(BIN)/lwstool client $(call shq,$(URL)) \
+	    $(if $(PROTOCOL),--protocol $(call shq,$(PROTOCOL))) \
+	    $(if $(filter-out 0,$(ECHO)),--echo) \
+	    $(if $(COUNT),--count $(COUNT)) \
+	    $(if $(SEND),--send $(call shq,$(SEND))) \
 	    $(if $(HEAP),--heap $(HEAP)) \
 	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
 

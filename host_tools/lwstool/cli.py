@@ -24,10 +24,65 @@ def _serve_parser(p):
     p.add_argument("--iface", help="address to listen on")
 
 
+def _client(args):
+    from . import unixport
+    a = [args.url]
+    if args.protocol:
+        a += ["--protocol", args.protocol]
+    if args.echo:
+        a.append("--echo")
+    if args.debug is not None:
+        a += ["-d", args.debug]
+    if args.count is not None:
+        a += ["--count", args.count]
+    if args.send is not None:
+        a += ["--send", args.send]
+    return _foreground(unixport.command(
+        unixport.FIRMWARE / "test_client.py", a, args.heap),
+        unixport.environment())
+
+
+def _foreground(argv, env):
+    """Run a unix-port child until it ends; SIGTERM/SIGHUP/SIGINT reach
+    it as SIGINT (see unixport). Returns its exit status."""
+    import signal
+    import subprocess
+    p = subprocess.Popen(argv, env=env)
+
+    def forward(signum, frame):
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, forward)
+    while True:
+        try:
+            return p.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def _client_parser(p):
+    p.add_argument("url", help="ws://, http:// or raw:// URL to connect to")
+    p.add_argument("--protocol", help="ask for this WebSocket subprotocol")
+    p.add_argument("--echo", action="store_true",
+                   help="send every message back as it came (a "
+                   "conformance suite's echo client)")
+    p.add_argument("--count", type=int,
+                   help="close and exit after this many messages")
+    p.add_argument("--send", help="send this text message once connected")
+    p.add_argument("--heap", help="run under -X heapsize=HEAP, e.g. 64K")
+    p.add_argument("-d", "--debug", type=int,
+                   help="log level bitmask (1 err, 2 warn, 4 notice, "
+                   "8 info, 16 debug)")
+
+
 # name: (handler, parser builder, help)
 COMMANDS = {
     "serve": (_serve, _serve_parser,
               "run the test server on the MicroPython unix port"),
+    "client": (_client, _client_parser,
+               "run the test client on the MicroPython unix port"),
 }
 # devs, flash, deploy, wifi, config, repl, run, reset, emulate, test
 from .commands import COMMANDS as _BOARD_COMMANDS  # noqa: E402
