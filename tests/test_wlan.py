@@ -671,3 +671,40 @@ print(json.dumps([ok, gc.mem_alloc() - a]))
     print("manager + set-up page objects and code, after lws: %d B"
           % (used - sim))
     assert ok and used - sim <= budget // 2
+
+
+def test_radio_errors_back_off_not_crash(tmp_path):
+    air(tmp_path, [HOME])
+    r = mpy(tmp_path, manager(slots=[("home", "homepass1")]) + """
+class Broken:
+    def __init__(self, sta):
+        self.sta = sta
+        self.errs = {'connect': 1, 'status': 1, 'scan': 1}
+    def __getattr__(self, k):
+        return getattr(self.sta, k)
+    def _may_fail(self, k):
+        if self.errs[k]:
+            self.errs[k] -= 1
+            raise OSError('Wifi Internal Error in ' + k)
+    def connect(self, *a, **k):
+        self._may_fail('connect')
+        return self.sta.connect(*a, **k)
+    def status(self, *a):
+        self._may_fail('status')
+        return self.sta.status(*a)
+    def scan(self):
+        self._may_fail('scan')
+        return self.sta.scan()
+m._network()
+m.sta = Broken(m.sta)
+end = time.ticks_add(time.ticks_ms(), 8000)
+while time.ticks_diff(end, time.ticks_ms()) > 0 and not m.isconnected():
+    m.step()
+    time.sleep_ms(10)
+print(json.dumps([m.isconnected(), m.sta.errs, [e for e in ev if e[0] in ('failed', 'waiting')]]))
+""")
+    ok, errs, failed = result(r)
+    assert ok and errs == {"connect": 0, "status": 0, "scan": 0}
+    assert ["failed", "home", "Wifi Internal Error in connect"] in failed
+    assert ["waiting", None, "radio: Wifi Internal Error in status"] in failed
+    assert "Traceback" not in r.stderr

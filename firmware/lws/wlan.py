@@ -339,6 +339,13 @@ class Manager:
 
     def step(self):
         """One non-blocking step (only scan() waits for the radio)."""
+        try:
+            self._step()
+        except OSError as e:  # the radio refused: log, back off, go on
+            self.error = "radio: %s" % e
+            self._failed_round()
+
+    def _step(self):
         s = self.state
         if s == "connecting":
             self._poll()
