@@ -7,6 +7,7 @@ MICROPYTHON ?= $(abspath $(BIN)/micropython)
 export MICROPYTHON
 
 PORT ?= 7681
+TLS_PORT ?= 7682
 DOCROOT ?=
 HEAP ?=
 LOGLEVEL ?=
@@ -25,7 +26,7 @@ shq = '$(subst ','\'',$(1))'
 
 help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
-	@echo "            PORT=8080 DOCROOT=folder HEAP=64K LOGLEVEL=15 MICROPYTHON=path"
+	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=64K LOGLEVEL=15 MICROPYTHON=path"
 	@echo "make client URL=ws://host:port/path   the test client on the unix port"
 	@echo "            PROTOCOL=name ECHO=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
@@ -46,7 +47,7 @@ debs:
 	    echo "make: could not install curl / libwebsockets-test-server"
 
 run: setup
-	$(BIN)/lwstool serve --port $(PORT) \
+	$(BIN)/lwstool serve --port $(PORT) --tls-port $(TLS_PORT) \
 	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
 	    $(if $(HEAP),--heap $(HEAP)) \
 	    $(if $(LOGLEVEL),-d $(LOGLEVEL))

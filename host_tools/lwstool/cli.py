@@ -9,7 +9,8 @@ def _serve(args):
     from . import unixport
     return unixport.serve(heap=args.heap, port=args.port,
                           docroot=args.docroot, debug=args.debug,
-                          timeout=args.timeout, iface=args.iface)
+                          timeout=args.timeout, iface=args.iface,
+                          tls_port=args.tls_port or None)
 
 
 def _serve_parser(p):
@@ -22,6 +23,9 @@ def _serve_parser(p):
                    "8 info, 16 debug)")
     p.add_argument("--timeout", type=float, help="timeout_secs")
     p.add_argument("--iface", help="address to listen on")
+    p.add_argument("--tls-port", type=int, default=0,
+                   help="also serve https/wss on this port (a self-signed "
+                   "certificate is made in build/tls on first use)")
 
 
 def _client(args):
