@@ -402,7 +402,13 @@ class Client:
 
     def _redirect(self, c, cl, status, location):
         from ..uri import parse_uri
-        if location.startswith("/"):
+        if location.startswith("//"):
+            location = cl.scheme + ":" + location
+        elif "://" not in location:
+            # a path: absolute, or relative to the request's folder
+            if not location.startswith("/"):
+                base = cl.path.split("?")[0]
+                location = base[:base.rfind("/") + 1] + location
             location = "%s://%s%s" % (cl.scheme, cl.host_header, location)
         log.info("%r: %d redirect to %s", c, status, location)
         cl.redirects -= 1
