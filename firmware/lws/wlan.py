@@ -270,7 +270,6 @@ class Manager:
                         self.sta.config(dhcp_hostname=self.hostname)
                     except (ValueError, OSError):
                         log.warn("wlan: cannot set the hostname")
-            self.sta.active(True)
         return net
 
     def _stat(self, name):
@@ -292,6 +291,8 @@ class Manager:
         strongest first."""
         self._network()
         try:
+            if not self.sta.active():
+                self.sta.active(True)
             found = self.sta.scan()
         except OSError as e:
             log.warn("wlan: scan failed: %s", e)
@@ -307,7 +308,8 @@ class Manager:
         return out
 
     def default_ap_ssid(self):
-        mac = self._network().WLAN(self._net.STA_IF).config("mac")
+        self._network()
+        mac = self.sta.config("mac")
         return "lws-%02X%02X" % (mac[-2], mac[-1])
 
     def start_ap(self):
