@@ -708,3 +708,20 @@ print(json.dumps([m.isconnected(), m.sta.errs, [e for e in ev if e[0] in ('faile
     assert ["failed", "home", "Wifi Internal Error in connect"] in failed
     assert ["waiting", None, "radio: Wifi Internal Error in status"] in failed
     assert "Traceback" not in r.stderr
+
+
+def test_slot_forgotten_while_tried(tmp_path):
+    air(tmp_path, [dict(HOME, rssi=-30, flaky=1.0, connect_delay=0.2),
+                   CAFE])
+    r = mpy(tmp_path, manager(slots=[("home", "homepass1"),
+                                     ("cafe", "cafepass1")]) + """
+m.step()
+first = m.ssid
+m.slots.remove('home')
+end = time.ticks_add(time.ticks_ms(), 5000)
+while time.ticks_diff(end, time.ticks_ms()) > 0 and not m.isconnected():
+    m.step()
+    time.sleep_ms(10)
+print(json.dumps([first, m.ssid, tried(), m.slots.last_good]))
+""")
+    assert result(r) == ["home", "cafe", ["home", "cafe"], 1]

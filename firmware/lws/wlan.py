@@ -270,6 +270,12 @@ class Manager:
                         self.sta.config(dhcp_hostname=self.hostname)
                     except (ValueError, OSError):
                         log.warn("wlan: cannot set the hostname")
+            try:
+                # the driver gives up after a few tries, so status() tells
+                # why (ESP32); this manager does the retrying
+                self.sta.config(reconnects=self.retries)
+            except (ValueError, OSError, TypeError):
+                pass
         return net
 
     def _stat(self, name):
@@ -400,7 +406,11 @@ class Manager:
 
     def _try(self):
         i = self.slot
-        ssid, pw = self.slots.get(i)
+        e = self.slots.get(i)
+        if e is None:  # forgotten meanwhile
+            self._next()
+            return
+        ssid, pw = e
         self.ssid = ssid
         self._tries += 1
         self.attempts += 1
@@ -418,7 +428,8 @@ class Manager:
             self.ip = self.sta.ifconfig()[0]
             self.error = None
             self._rounds = 0
-            self.slots.set_good(self.slot)
+            if self.slots.get(self.slot):
+                self.slots.set_good(self.slot)
             if self.ap and not self.keep_ap:
                 self.stop_ap()
             self._set("connected", ssid=self.ssid, slot=self.slot,
