@@ -284,14 +284,6 @@ class Context:
                           subprotocols, origin, parent, proxy, redirects,
                           keepalive, ca, insecure, psk)
 
-    def reconnect(self, c, url, fresh=False):
-        from .roles.client import reconnect
-        reconnect(self, c, url, fresh)
-
-    def pool_put(self, c):
-        from .roles.client import pool_put
-        pool_put(self, c)
-
     def file_buf(self):
         """The one buffer every connection reads files through."""
         return self._buf

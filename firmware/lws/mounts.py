@@ -70,3 +70,20 @@ class Redirect(Protocol):
 
     def on_http(self, c, req):
         c.respond(301, {"Location": self.to + req.subpath.lstrip("/")}, "")
+
+
+def to_https(c, req, vh, to):
+    """lws redirect_http_to_https: plain HTTP gets a 301 to https on
+    the same host (to: True, or the TLS port)."""
+    if not to:
+        from .roles.http import HttpError
+        raise HttpError(400, "this port speaks TLS (https://)")
+    host = req.headers.get("host", vh.name)
+    if host.startswith("["):
+        host = host[:host.find("]") + 1]
+    else:
+        host = host.partition(":")[0]
+    if to is not True and int(to) != 443:
+        host = "%s:%d" % (host, int(to))
+    req.keepalive = False
+    c.respond(301, {"Location": "https://" + host + req.target}, "")

@@ -1,9 +1,45 @@
 """Protocol: the user's callbacks, the lws protocol-callback model.
 
 Subclass it and override the callbacks you need; an instance belongs to a
-vhost. Each callback gets the connection; per-connection user data lives
-in `conn.user` (made by new_user()).
+vhost. Each callback gets the connection first; per-connection user data
+lives in `conn.user` (made by new_user()). `data` is a memoryview, valid
+only during the call (like lws's `in`).
+
+HTTP (callback:// mounts; LWS_CALLBACK_HTTP and friends):
+  on_http(conn, req)                 a request head: answer with conn.respond()
+  on_http_body(conn, data)           a piece of the request body
+  on_http_body_completion(conn)      the whole body has arrived
+  on_http_writeable(conn)            after conn.callback_on_writable()
+  on_closed_http(conn)               closed during a transaction
+
+WebSocket server (LWS_CALLBACK_ESTABLISHED and friends):
+  on_filter_protocol_connection(conn, req)   return False to refuse (403)
+  on_established(conn)               open; conn.req is the upgrade request
+  on_receive(conn, data)             a message, or a piece of one
+                                     (conn.is_final_fragment() ...)
+  on_receive_pong(conn, data)
+  on_server_writeable(conn)          after conn.callback_on_writable()
+  on_peer_initiated_close(conn, code, reason)  return False: no echo
+  on_closed(conn)
+
+Client connections (LWS_CALLBACK_CLIENT_*; Context.connect()):
+  on_client_connection_error(conn, reason)     DNS, refused, timeout, TLS...
+  on_client_established(conn)        our WebSocket is open
+  on_client_receive(conn, data)
+  on_client_writeable(conn)          frames, or a request body piece
+  on_client_http_response(conn, status, headers)
+  on_client_http_body(conn, data)
+  on_client_http_completed(conn)
+
+Raw connections (LWS_CALLBACK_RAW_*):
+  on_raw_adopt(conn), on_raw_rx(conn, data), on_raw_writeable(conn),
+  on_raw_close(conn)
 """
+
+
+def _nop(*args):
+    """The default of every callback: nothing (one function for all of
+    them keeps the class small on a board's heap)."""
 
 
 class Protocol:
@@ -23,84 +59,15 @@ class Protocol:
         conn.user = self.new_user(conn)
         return self
 
-    # -- HTTP (LWS_CALLBACK_HTTP and friends) --------------------------------
-
     def on_http(self, conn, req):
-        """A request head arrived; answer with conn.respond()."""
         conn.send_error(404)
 
-    def on_http_body(self, conn, data):
-        """A piece of the request body (a memoryview, valid during the call)."""
-
-    def on_http_body_completion(self, conn):
-        """The whole request body has arrived."""
-
-    def on_http_writeable(self, conn):
-        """The socket can take more (after conn.callback_on_writable())."""
-
-    def on_closed_http(self, conn):
-        """The connection closed during an HTTP transaction."""
-
-    # -- WebSocket (LWS_CALLBACK_ESTABLISHED and friends) ---------------------
-
-    def on_filter_protocol_connection(self, conn, req):
-        """An upgrade request for this protocol: return False to refuse it
-        (403). Its headers (Origin, cookies...) are in req.headers."""
-
-    def on_established(self, conn):
-        """The WebSocket is open; conn.req is still the upgrade request."""
-
-    def on_receive(self, conn, data):
-        """A message, or a piece of one (conn.is_final_fragment()); data is
-        a memoryview valid during the call."""
-
-    def on_receive_pong(self, conn, data):
-        """A PONG arrived."""
-
-    def on_server_writeable(self, conn):
-        """The socket can take more (after conn.callback_on_writable())."""
-
-    def on_peer_initiated_close(self, conn, code, reason):
-        """The peer sent a close frame; return False to answer it without
-        echoing its code."""
-
-    def on_closed(self, conn):
-        """The WebSocket connection is gone."""
-
-    # -- client connections (LWS_CALLBACK_CLIENT_* ) ---------------------------
-
-    def on_client_connection_error(self, conn, reason):
-        """The connection failed (DNS, refused, timeout, handshake...)."""
-
-    def on_client_established(self, conn):
-        """Our WebSocket is open (conn.subprotocol: the server's pick)."""
-
-    def on_client_receive(self, conn, data):
-        """A message, or a piece of one, from the server."""
-
-    def on_client_writeable(self, conn):
-        """The socket can take more: send frames, or a request body piece
-        (conn.write(), then conn.complete())."""
-
-    def on_client_http_response(self, conn, status, headers):
-        """The response head of an HTTP client connection."""
-
-    def on_client_http_body(self, conn, data):
-        """A piece of the response body."""
-
-    def on_client_http_completed(self, conn):
-        """The whole response has arrived."""
-
-    # -- raw connections (LWS_CALLBACK_RAW_*) ----------------------------------
-
-    def on_raw_adopt(self, conn):
-        """A raw connection is ready (conn.send() to write)."""
-
-    def on_raw_rx(self, conn, data):
-        """Bytes arrived."""
-
-    def on_raw_writeable(self, conn):
-        """The socket can take more (after conn.callback_on_writable())."""
-
-    def on_raw_close(self, conn):
-        """The raw connection is gone."""
+    on_http_body = on_http_body_completion = on_http_writeable = _nop
+    on_closed_http = _nop
+    on_filter_protocol_connection = on_established = on_receive = _nop
+    on_receive_pong = on_server_writeable = on_peer_initiated_close = _nop
+    on_closed = _nop
+    on_client_connection_error = on_client_established = _nop
+    on_client_receive = on_client_writeable = on_client_http_response = _nop
+    on_client_http_body = on_client_http_completed = _nop
+    on_raw_adopt = on_raw_rx = on_raw_writeable = on_raw_close = _nop

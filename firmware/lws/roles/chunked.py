@@ -61,3 +61,16 @@ class Dechunk:
             self.left = k
         else:
             self.state = _TRAILER
+
+
+def for_request(te):
+    """The decoder for a request's Transfer-Encoding, or an HttpError:
+    chunked must be the last coding, and the only one we know."""
+    codings = [x.strip().lower() for x in te.split(",")]
+    if codings[-1] != "chunked":
+        if "chunked" in codings:
+            raise HttpError(400, "chunked is not the last coding")
+        raise HttpError(501, "transfer coding not implemented")
+    if len(codings) > 1:
+        raise HttpError(501, "transfer coding not implemented")
+    return Dechunk()

@@ -272,7 +272,7 @@ class Client:
             if cl.reused and not c.n:
                 # the server had closed the kept-alive connection
                 cl.reused = False
-                c.ctx.reconnect(c, cl.url, fresh=True)
+                reconnect(c.ctx, c, cl.url, fresh=True)
                 return
             self.fail(c, "server hung up before answering")
             return
@@ -396,7 +396,7 @@ class Client:
         cl.state = -1
         c.proto.on_client_http_completed(c)
         if cl.keepalive and not c.closed:
-            c.ctx.pool_put(c)
+            pool_put(c.ctx, c)
         else:
             c.drop()
 
@@ -416,7 +416,7 @@ class Client:
             cl.method = "GET"
             cl.body = None
         try:
-            c.ctx.reconnect(c, location)
+            reconnect(c.ctx, c, location)
         except ValueError as e:
             self.fail(c, "bad redirect: %s" % e)
 

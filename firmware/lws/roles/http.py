@@ -43,10 +43,9 @@ class HttpError(Exception):
 
 # the usual header names, spelled as clients send them: no token check
 _KNOWN = {}
-for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding",
-           "Accept-Language", "Connection", "Content-Length", "Content-Type",
-           "Upgrade", "Cache-Control", "Cookie", "Origin", "Referer"):
-    _KNOWN[_n.encode()] = _KNOWN[_n.lower().encode()] = _n.lower()
+for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Connection",
+           "Content-Length", "Content-Type", "Upgrade"):
+    _KNOWN[_n.encode()] = _n.lower()
 
 
 def _is_token(b):
@@ -219,15 +218,8 @@ def _framing(req):
             raise HttpError(400, "both Content-Length and Transfer-Encoding")
         if req.version == "HTTP/1.0":
             raise HttpError(400, "Transfer-Encoding in HTTP/1.0")
-        codings = [x.strip().lower() for x in te.split(",")]
-        if codings[-1] != "chunked":
-            if "chunked" in codings:
-                raise HttpError(400, "chunked is not the last coding")
-            raise HttpError(501, "transfer coding not implemented")
-        if len(codings) > 1:
-            raise HttpError(501, "transfer coding not implemented")
-        from .chunked import Dechunk
-        req.chunked = Dechunk()
+        from .chunked import for_request
+        req.chunked = for_request(te)
     elif cl is not None:
         vals = cl.split(",")
         v0 = vals[0].strip()
@@ -383,12 +375,14 @@ class Http:
         vh = req.vhost = _pick_vhost(c.vhosts, req)
         to = vh.options.get("redirect_http_to_https")
         if c.plain_on_tls or (to and not c.tls):
-            self._to_https(c, req, vh, to)
+            from ..mounts import to_https
+            to_https(c, req, vh, to)
             return
         m = vh.find_mount(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
-            self._upgrade(c, req, vh, m)
+            from . import ws
+            ws.upgrade_request(c, req, vh, m)
             return
         if m is None:
             raise HttpError(404, "no mount")
@@ -402,48 +396,6 @@ class Http:
         h.on_http(c, req)
         if not c.closed and c.req is req:
             self._body(c)
-
-    def _to_https(self, c, req, vh, to):
-        """lws redirect_http_to_https: plain HTTP gets a 301 to https on
-        the same host (to: True, or the TLS port)."""
-        if not to:
-            raise HttpError(400, "this port speaks TLS (https://)")
-        host = req.headers.get("host", vh.name)
-        if host.startswith("["):
-            host = host[:host.find("]") + 1]
-        else:
-            host = host.partition(":")[0]
-        if to is not True and int(to) != 443:
-            host = "%s:%d" % (host, int(to))
-        req.keepalive = False
-        c.respond(301, {"Location": "https://" + host + req.target}, "")
-
-    def _upgrade(self, c, req, vh, m):
-        """Pick the protocol: by Sec-WebSocket-Protocol, else the one a
-        callback:// mount is bound to, else the vhost's default."""
-        from . import ws
-        proto = None
-        req.ws_protocol = False
-        for name in req.headers.get("sec-websocket-protocol", "").split(","):
-            proto = vh.protocol(name.strip())
-            if proto is not None:
-                req.ws_protocol = True
-                break
-        if proto is None and m is not None and m.kind == "callback":
-            proto = vh.protocol(m.target)
-        if proto is None:
-            proto = vh.ws_default_protocol()
-        if req.remaining or req.chunked is not None:
-            raise HttpError(400, "upgrade request with a body")
-        if ws.upgrade(c, req, proto):
-            c.req = None
-            c.state = _REQ
-            leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
-            c.release_ah()
-            if leftover:
-                # frames sent right behind the request head
-                c.ws.carry = leftover
-                c.role.rx(c)
 
     def _body(self, c):
         req = c.req

@@ -119,6 +119,34 @@ def upgrade(c, req, proto):
     return True
 
 
+def upgrade_request(c, req, vh, m):
+    """Pick the protocol: by Sec-WebSocket-Protocol, else the one a
+    callback:// mount is bound to, else the vhost's default."""
+    proto = None
+    req.ws_protocol = False
+    for name in req.headers.get("sec-websocket-protocol", "").split(","):
+        proto = vh.protocol(name.strip())
+        if proto is not None:
+            req.ws_protocol = True
+            break
+    if proto is None and m is not None and m.kind == "callback":
+        proto = vh.protocol(m.target)
+    if proto is None:
+        proto = vh.ws_default_protocol()
+    if req.remaining or req.chunked is not None:
+        from .http import HttpError
+        raise HttpError(400, "upgrade request with a body")
+    if upgrade(c, req, proto):
+        c.req = None
+        c.state = 1  # the http role's request state, until the switch
+        leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
+        c.release_ah()
+        if leftover:
+            # frames sent right behind the request head
+            c.ws.carry = leftover
+            c.role.rx(c)
+
+
 def start_client(c, proto, left):
     """The client's handshake succeeded: frames from now on."""
     c.ws = State()
