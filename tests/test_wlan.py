@@ -652,6 +652,7 @@ def test_fits_esp8266_heap(tmp_path, boards):
     r = mpy(tmp_path, """
 import gc, json
 import lws
+lws.Context, lws.Protocol  # the core first: it is loaded on first use
 gc.collect()
 a = gc.mem_alloc()
 import network
