@@ -222,8 +222,9 @@ def test_deploy_only_changed(vb, tmp_path):
     assert "main.py" in r.stdout
     # the profile leaves these out of an esp8266
     assert not (root / "lws" / "tls.mpy").exists()
-    # the board imports what was deployed
-    with Board(path) as b:
+    # the board imports what was deployed (then a soft reset gives the
+    # heap back: .mpy qstrs stay until one)
+    with Board(path, soft_reset=True) as b:
         assert b.call("import lws", "lws.__version__")
 
 
@@ -325,3 +326,28 @@ def test_fresh_board_to_served_page(tmp_path):
     finally:
         vboard.stop(proc)
     assert not link.exists()
+
+
+# -- lwstool test ----------------------------------------------------------
+
+@pytest.mark.timeout(90)
+def test_lwstool_test_fleet():
+    r = lwstool("test", "--fleet", "2", timeout=85)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()
+            if line.startswith("board-")]
+    assert len(rows) == 2 and all(row[-1] == "ok" for row in rows)
+    assert all(row[2] == "0" for row in rows)          # none failed
+
+
+@pytest.mark.timeout(60)
+def test_lwstool_test_net_target(server_factory):
+    srv = server_factory()
+    r = lwstool("test", "--target", "net:127.0.0.1:%d" % srv.port)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "skipped" in r.stdout          # the serial checks
+
+
+def test_lwstool_test_bad_target():
+    r = lwstool("test", "--target", "usb")
+    assert r.returncode == 1 and r.stderr.startswith("lwstool: ")

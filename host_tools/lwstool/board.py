@@ -42,15 +42,33 @@ def find_port(port=None):
     return usb[0].device
 
 
+# what snippets leave in the REPL's globals, removed when a session ends
+# (and the modules they imported), to give the heap back
+_MARK = "import sys,gc\n_lws_mods=set(sys.modules)\ngc.collect()"
+_CLEANUP = ("for _n in ('f','w','_s','_h','_w','_d','_k','_f','wlan'):\n"
+            " try:\n  del globals()[_n]\n except KeyError:\n  pass\n"
+            "for _n in [m for m in sys.modules if m not in _lws_mods]:\n"
+            " del sys.modules[_n]\n"
+            "del _n,_lws_mods\ngc.collect()")
+
+
 class Board:
     """One board: `with Board(port) as b: b.eval("1+1")`.
 
-    Entering the raw REPL stops what runs (main.py's server, by Ctrl-C)
-    and then, as mpremote does, soft-resets the board for a clean heap
-    (boot.py runs, main.py does not); soft_reset=False keeps the state.
+    Entering the raw REPL stops what runs (main.py's server, by Ctrl-C).
+    Unlike mpremote it soft-resets only when asked (soft_reset=True, as
+    deploy does for a clean heap; $LWSTOOL_SOFT_RESET=1 or 0 overrides):
+    a soft reset runs boot.py, and the firmware's boot.py counts boots
+    that never got the server up (safe mode after three), so a soft reset
+    per command would lock main.py out after a few commands. Instead the
+    names and modules the snippets leave behind are dropped and the heap
+    collected when the connection closes.
     """
 
-    def __init__(self, port=None, baud=115200, soft_reset=True):
+    def __init__(self, port=None, baud=115200, soft_reset=False):
+        env = os.environ.get("LWSTOOL_SOFT_RESET")
+        if env in ("0", "1"):
+            soft_reset = env == "1"
         self.port = port
         self.baud = baud
         self.soft_reset = soft_reset
@@ -70,7 +88,7 @@ class Board:
                 raise LwsToolError("cannot open %s: %s" % (self.port, e))
             try:
                 self._t.enter_raw_repl(soft_reset=self.soft_reset)
-                self._t.exec("import gc\ngc.collect()")
+                self._t.exec(_MARK)
             except TransportError as e:
                 self.close()
                 raise LwsToolError("no MicroPython REPL on %s (%s)"
@@ -79,6 +97,10 @@ class Board:
 
     def close(self):
         if self._t is not None:
+            try:
+                self._t.exec(_CLEANUP)
+            except Exception:
+                pass
             try:
                 if self._t.in_raw_repl:
                     self._t.exit_raw_repl()

@@ -69,7 +69,9 @@ def wifi_status(port=None, conn=None):
         "('ssid',lambda:_w.config('essid')),"
         "('ip',lambda:_w.ifconfig()[0])):\n"
         " try:\n  _d[_k]=_f()\n except Exception as e:\n  pass\n")
-    b = _board(conn, port)
+    # no soft reset: it would drop the connection (on the simulated
+    # network at least, which lives in the interpreter)
+    b = conn or Board(port, soft_reset=False)
     try:
         return b.call(code, "_d")
     finally:
@@ -150,6 +152,18 @@ def config_set(key, value, port=None, conn=None):
         _done(b, conn)
 
 
+def config_push_data(cfg, port=None, conn=None):
+    """Replace lws.json with cfg (a dict)."""
+    if not isinstance(cfg, dict):
+        raise LwsToolError("the config must be a JSON object")
+    b = _board(conn, port)
+    try:
+        b.write(CONFIG_FILE, json.dumps(cfg).encode())
+    finally:
+        _done(b, conn)
+    return cfg
+
+
 def config_push(path, port=None, conn=None):
     """Replace lws.json with a local file (checked to be a JSON object)."""
     try:
@@ -161,9 +175,4 @@ def config_push(path, port=None, conn=None):
         raise LwsToolError("%s is not JSON: %s" % (path, e))
     if not isinstance(cfg, dict):
         raise LwsToolError("%s is not a JSON object" % path)
-    b = _board(conn, port)
-    try:
-        b.write(CONFIG_FILE, json.dumps(cfg).encode())
-    finally:
-        _done(b, conn)
-    return cfg
+    return config_push_data(cfg, port, conn)

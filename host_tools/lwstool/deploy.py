@@ -143,10 +143,12 @@ def _twin(path):
 
 
 def deploy(board, port=None, source=False, dry_run=False, out=print,
-           conn=None):
-    """Bring the board up to date; returns the board paths written."""
+           conn=None, progress=progress_bar):
+    """Bring the board up to date; returns the board paths written.
+    progress(label, done, total) draws the bar; None for none."""
+    bar = progress or (lambda *a: None)
     prof = profiles.load(board)
-    b = conn or Board(port)
+    b = conn or Board(port, soft_reset=True)   # a clean heap to write with
     try:
         platform, sys_mpy, version = b.info()
         march = None
@@ -170,13 +172,13 @@ def deploy(board, port=None, source=False, dry_run=False, out=print,
         total = sum(len(d) for _, d in todo) or 1
         sent = 0
         for i, (path, data) in enumerate(todo, 1):
-            def progress(done, size, base=sent, path=path, i=i):
-                progress_bar("[%d/%d] %-28s" % (i, len(todo), path),
-                             base + done, total)
-            b.write(path, data, progress=progress if data else None)
+            def step(done, size, base=sent, path=path, i=i):
+                bar("[%d/%d] %-28s" % (i, len(todo), path), base + done,
+                    total)
+            b.write(path, data, progress=step if data else None)
             sent += len(data)
         if not todo:
-            progress_bar("up to date", 1, 1)
+            bar("up to date", 1, 1)
         return [p for p, _ in todo]
     finally:
         if conn is None:

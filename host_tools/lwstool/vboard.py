@@ -52,7 +52,11 @@ def _lws_run(f):
     except OSError:
         return
     try:
-        exec(open(f).read(), globals())
+        try:
+            run = execfile    # compiled as it is read, as a board does
+        except NameError:
+            run = lambda f: exec(open(f).read(), globals())
+        run(f)
     except BaseException as e:
         if isinstance(e, SystemExit):
             raise
