@@ -9,7 +9,7 @@ HTTP: requests/s with and without keep-alive, heap idle and with 50
 connections, the smallest -X heapsize serving 10 clients. WebSocket:
 32-byte echo round trips/s on 1 and on 10 connections, 64 KiB echo MiB/s,
 heap per open WebSocket, the smallest -X heapsize serving HTTP and 10
-WebSocket echo clients at once.
+WebSocket echo clients at once (searched for the .mpy builds and raw).
 
     python bench/bench.py [--quick] [--only ours|microdot|raw]
                           [--skip http|ws] [--client wrk|python]
@@ -687,13 +687,15 @@ def main(argv=None):
         log("bench: %s: heap and load" % n)
         res[n] = measure(n, opts, expected)
     if not opts.no_heap_search:
-        for part, key, check, what in (
-                ("http", "min_heap", http_trial, "%d clients"),
-                ("ws", "ws_min_heap", ws_trial,
-                 "HTTP + %d WebSocket clients")):
+        # the WebSocket search only for what boards run (.mpy) and raw:
+        # the .py builds differ from those in the compiler's heap only
+        for part, key, check, what, which in (
+                ("http", "min_heap", http_trial, "%d clients", names),
+                ("ws", "ws_min_heap", ws_trial, "HTTP + %d WebSocket clients",
+                 [n for n in names if not n.endswith("-py")])):
             if part in opts.skip:
                 continue
-            for n in names:
+            for n in which:
                 log("bench: %s: smallest -X heapsize for %s" % (
                     n, what % opts.clients))
                 res[n][key] = min_heap(n, opts, expected, check)
