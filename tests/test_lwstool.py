@@ -185,6 +185,10 @@ def test_ampy(vb):
     r = subprocess.run([str(BIN / "ampy"), "--port", path, "ls"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+    # the board's / is its flash folder (the host's files under /host)
+    assert "/hello.txt" in r.stdout.split()
+    assert set(r.stdout.split()) <= {"/" + p.name for p in root.iterdir()} \
+        | {"/host"}
 
 
 def test_soft_reboot_and_ctrl_c(vb):

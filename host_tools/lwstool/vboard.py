@@ -9,9 +9,11 @@ the unix port does not (the facts are in the design notes):
 
 - both ptys are raw with echo off (a cooked pty turns \\r\\n into \\r\\r\\n
   and mpremote "could not enter raw repl");
-- the root folder is the board's flash: the interpreter's working folder
-  and first on its path. On (re)start boot.py runs, then main.py when the
-  board comes up in the friendly REPL, as on a board;
+- the root folder is the board's flash: mounted at / (os.VfsPosix; the
+  host's files stay reachable under /host, as a board's SD card under
+  /sd), the working folder, and first on the path. On (re)start boot.py
+  runs, then main.py when the board comes up in the friendly REPL, as on
+  a board;
 - a soft reset (Ctrl-D at the friendly REPL or at an empty raw REPL) makes
   the unix port exit: the bridge prints `MPY: soft reboot` and starts it
   again, back in the raw REPL if that is where it was;
@@ -22,9 +24,9 @@ the unix port does not (the facts are in the design notes):
   turned into SIGINT for the interpreter.
 
 The heap is capped with -X heapsize from the board profile. The module
-path is the root folder, `.frozen`, root/lib and boards/unix (the
-simulated `network`); firmware/ is added only with with_firmware=True (a
-board with the firmware frozen in). By default the board holds only what
+path is a board's ('', '.frozen', '/lib') and then boards/unix (the
+simulated `network`, under /host); firmware/ is added only with
+with_firmware=True (a board with the firmware frozen in). By default the board holds only what
 was deployed to it, as a freshly flashed board does.
 """
 import errno
@@ -44,7 +46,21 @@ from .errors import LwsToolError
 BOARDS = unixport.REPO / "boards"
 
 # run boot.py, then main.py unless the board comes up in the raw REPL
+# The root folder becomes the board's "/" (the host's files stay under
+# /host, like a board's /sd), then boot.py runs, and main.py unless the
+# board comes up in the raw REPL. %(root)r, %(extra)r, %(raw)r are filled in.
 _LAUNCH = """\
+def _lws_boot():
+    import os, sys
+    try:
+        os.umount('/')
+        os.mount(os.VfsPosix(%(root)r), '/')
+        os.mount(os.VfsPosix('/'), '/host')
+        os.chdir('/')
+        sys.path[:] = ['', '.frozen', '/lib'] + ['/host' + p for p in %(extra)r]
+    except Exception as e:
+        print('vboard: root folder not mounted at /:', e)
+_lws_boot()
 def _lws_run(f):
     import os, sys
     try:
@@ -62,9 +78,9 @@ def _lws_run(f):
             raise
         sys.print_exception(e)
 _lws_run('boot.py')
-if not %r:
+if not %(raw)r:
     _lws_run('main.py')
-del _lws_run
+del _lws_run, _lws_boot
 """
 
 _RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -110,17 +126,26 @@ class VirtualBoard:
         argv = [unixport.micropython()]
         if self.heap:
             argv += ["-X", "heapsize=%s" % self.heap]
-        return argv + ["-i", "-c", _LAUNCH % bool(raw)]
+        return argv + ["-i", "-c", _LAUNCH % {
+            "root": str(self.root), "extra": self.extra_path(),
+            "raw": bool(raw)}]
+
+    def extra_path(self):
+        """Host folders on the board's path after its own: the simulated
+        network, and the firmware when it counts as frozen in."""
+        path = [str(BOARDS / "unix")]
+        if self.with_firmware:
+            path.append(str(unixport.FIRMWARE))
+        return path
 
     def env(self):
         env = dict(os.environ)
-        path = [str(self.root), ".frozen", str(self.root / "lib"),
-                str(BOARDS / "unix")]
-        if self.with_firmware:
-            path.append(str(unixport.FIRMWARE))
-        env["MICROPYPATH"] = ":".join(path)
+        # what the path is until the launcher mounts the root at /
+        path = [str(self.root), ".frozen", str(self.root / "lib")]
+        env["MICROPYPATH"] = ":".join(path + self.extra_path())
         if self.aps:
-            env["LWS_FAKE_APS"] = str(Path(self.aps).resolve())
+            # the board sees the host's files under /host
+            env["LWS_FAKE_APS"] = "/host" + str(Path(self.aps).resolve())
         env["LWS_VBOARD"] = self.board
         return env
 
