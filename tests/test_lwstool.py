@@ -332,6 +332,36 @@ def test_fresh_board_to_served_page(tmp_path):
     assert not link.exists()
 
 
+def test_run_file(vb, tmp_path):
+    path, _ = vb
+    f = tmp_path / "hello.py"
+    f.write_text("import sys\nprint('hello from', sys.platform)\n")
+    r = lwstool("-p", path, "run", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "hello from linux" in r.stdout
+    f.write_text("raise ValueError('on purpose')\n")
+    r = lwstool("-p", path, "run", str(f))
+    assert r.returncode == 1 and "ValueError: on purpose" in r.stderr
+
+
+def test_devs_and_auto():
+    r = lwstool("devs")
+    assert r.returncode == 0
+    from serial.tools import list_ports
+    if not [p for p in list_ports.comports() if p.vid is not None]:
+        r = lwstool("-p", "auto", "wifi", "list")
+        assert r.returncode == 1
+        assert r.stderr == "lwstool: no board found (lwstool devs lists " \
+            "serial ports; pass -p PORT)\n"
+
+
+def test_missing_port_is_one_line():
+    r = lwstool("-p", "/dev/nonexistent-board", "config", "get")
+    assert r.returncode == 1
+    assert r.stderr.startswith("lwstool: cannot open /dev/nonexistent-board")
+    assert len(r.stderr.splitlines()) == 1
+
+
 # -- lwstool test ----------------------------------------------------------
 
 @pytest.mark.timeout(90)
