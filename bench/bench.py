@@ -78,6 +78,9 @@ TARGET_WS_CONN = 1024     # heap bytes per open WebSocket
 # a WebSocket load client busier than this (CPU time / wall time) may be
 # what limits the round trips, not the server
 CLIENT_BUSY = 0.90
+# ... and a server less busy than this under a load that keeps it busy
+# (10 connections, 64 KiB messages) was short of CPU
+SERVER_IDLE = 0.85
 
 
 def log(msg):
@@ -587,11 +590,20 @@ def report(res, opts, took):
             notes.append("%s: only %d of %d WebSockets stayed open" % (
                 n, r["ws_open"], opts.open_conns))
         for key in ("ws_echo1", "ws_echo10", "ws_bulk"):
-            cpu = (r.get(key) or {}).get("client_cpu")
+            m = r.get(key) or {}
+            cpu, srv = m.get("client_cpu"), m.get("server_cpu")
             if cpu is not None and cpu > CLIENT_BUSY:
                 notes.append("%s %s: the load client was busy %.0f%% of "
                              "the time (may be what limits)" % (
                                  n, key, 100 * cpu))
+            elif key != "ws_echo1" and srv is not None and \
+                    srv < SERVER_IDLE:
+                # with 10 connections or a 64 KiB message in flight the
+                # server always has work: other processes took the CPU
+                notes.append("%s %s: the server had a CPU only %.0f%% of "
+                             "the time and the client %.0f%% (other load "
+                             "on the machine?)" % (n, key, 100 * srv,
+                                                   100 * (cpu or 0)))
         if r.get("ws_min_heap") and r["ws_min_heap"]["min_k"] is None:
             notes.append("%s: fails HTTP + 10 WebSocket clients even at "
                          "%dK" % (n, opts.heap_hi))
