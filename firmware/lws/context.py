@@ -125,6 +125,7 @@ class Context:
         self._pool = []  # kept-alive client sockets
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
+        self._rx = bytearray(self.rx_buffer_size)
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
         for vh in self.vhosts:
@@ -304,7 +305,9 @@ class Context:
             for t in self._timers:
                 timeout_ms = max(0, min(timeout_ms,
                                         time.ticks_diff(t[0], now)))
-        for s, ev, *_ in self.poll.ipoll(timeout_ms):
+        for e in self.poll.ipoll(timeout_ms):
+            s = e[0]
+            ev = e[1]
             n += 1
             c = conns.get(s)
             if c is None:

@@ -4,7 +4,8 @@ Loaded at the first upgrade. Frames are read into one buffer shared by
 every connection and unmasked in place; a connection keeps a buffer of its
 own only while a message that does not fit one read is being gathered.
 """
-import time
+import binascii
+import hashlib
 from .. import log
 from ..mask import unmask
 
@@ -25,8 +26,6 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 def accept_key(key):
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key."""
-    import binascii
-    import hashlib
     return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
 
 
@@ -67,6 +66,7 @@ class State:
     msg_len = 0
     first = True      # the next delivered piece is the first of a message
     final = True
+    text = False      # a text message, checked as UTF-8
     buf = None        # gathering a message longer than one read
     fill = 0
     after = 0         # bytes of this read after the piece delivered
@@ -223,8 +223,8 @@ class Ws:
             c.send(frame_head(op, n, fin, key) + b)
             return
         h = frame_head(op, n, fin)
-        if n > 1024:
-            c.send(h)
+        if n > 16384:
+            c.send(h)  # no copy of a big payload: two sends
             c.send(data)
         else:
             c.send(h + data if n else h)
@@ -348,9 +348,7 @@ class Ws:
                 ws.msg_op = op
                 ws.msg_len = 0
                 ws.first = True
-                if op == OP_TEXT and c.ctx.ws_validate_utf8:
-                    from ..utf8 import Utf8
-                    ws.utf8 = Utf8()
+                ws.text = op == OP_TEXT and c.ctx.ws_validate_utf8
             mx = c.proto.max_message_size
             ws.msg_len += ln
             if mx and ws.msg_len > mx:
@@ -378,8 +376,14 @@ class Ws:
         if ws.status != _OPEN:
             return  # data after our close: dropped
         last = ws.left == 0 and ws.fin
-        if ws.utf8 is not None and not ws.utf8.feed(mv, last):
-            raise WsError(1007, "invalid UTF-8 in text message")
+        if ws.text:
+            u = ws.utf8
+            if u is None and len(mv) and max(mv) >= 0x80:
+                # the validator is made only for text that is not ASCII
+                from ..utf8 import Utf8
+                u = ws.utf8 = Utf8()
+            if u is not None and not u.feed(mv, last):
+                raise WsError(1007, "invalid UTF-8 in text message")
         rxmax = c.proto.rx_buffer_size
         if ws.buf is None:
             # straight from the read buffer, in pieces of rx_buffer_size
@@ -426,6 +430,7 @@ class Ws:
         if final:
             ws.msg_op = 0
             ws.utf8 = None
+            ws.text = False
             ws.first = True
 
     def control(self, c, ws, op, data):
