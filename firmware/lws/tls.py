@@ -11,33 +11,63 @@ from . import log
 _HANDSHAKE = const(0x16)  # the first byte of a TLS ClientHello record
 
 
-def der(data, what="key"):
-    """PEM or DER bytes (or a file name) -> DER bytes."""
+def _pem_blocks(data):
+    """[(label, DER bytes, encrypted)] of every PEM block in data."""
+    out = []
+    label = None
+    for line in data.decode().splitlines():
+        line = line.strip()
+        if line.startswith("-----BEGIN ") and line.endswith("-----"):
+            label, body, enc = line[11:-5], [], False
+        elif line.startswith("-----END ") and label is not None:
+            try:
+                d = binascii.a2b_base64("".join(body))
+            except ValueError:
+                d = None
+            out.append((label, d, enc or "ENCRYPTED" in label))
+            label = None
+        elif label is not None and line:
+            if ":" in line:  # RFC 1421 headers: Proc-Type, DEK-Info
+                enc = enc or "ENCRYPTED" in line
+            else:
+                body.append(line)
+    return out
+
+
+def ders(data, what="key"):
+    """PEM or DER bytes (or a file name) -> the DER bytes of every block
+    that holds what ("key": a private key, else certificates); a key file
+    may start with EC PARAMETERS (openssl ecparam -genkey), a certificate
+    file may hold a chain or a CA bundle."""
     if isinstance(data, str):
         with open(data, "rb") as f:
             data = f.read()
-    if not data.lstrip().startswith(b"-----BEGIN"):
-        return data
-    text = data.decode()
-    if "ENCRYPTED" in text or "Proc-Type: 4,ENCRYPTED" in text:
-        raise ValueError(
-            "encrypted %s: store it unencrypted, e.g. openssl pkey -in KEY "
-            "-out plain.pem (or -outform DER)" % what)
-    body = []
-    inside = False
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("-----BEGIN"):
-            inside = True
-        elif line.startswith("-----END"):
-            break
-        elif inside and line and ":" not in line:
-            body.append(line)
-    try:
-        return binascii.a2b_base64("".join(body))
-    except ValueError:
-        raise ValueError("bad PEM %s: convert it with openssl x509/pkey "
-                         "-outform DER" % what)
+    data = bytes(data)
+    if b"-----BEGIN " not in data:
+        return [data]
+    want = "PRIVATE KEY" if what == "key" else "CERTIFICATE"
+    out = []
+    for label, d, enc in _pem_blocks(data):
+        if want not in label:
+            continue
+        if enc:
+            raise ValueError(
+                "encrypted %s: store it unencrypted, e.g. openssl pkey -in "
+                "KEY -out plain.pem (or -outform DER)" % what)
+        if d is None:
+            raise ValueError("bad PEM %s: convert it with openssl x509/pkey "
+                             "-outform DER" % what)
+        out.append(d)
+    if not out:
+        raise ValueError("no %s in this PEM (a block named ...%s expected)"
+                         % (what, want))
+    return out
+
+
+def der(data, what="key"):
+    """PEM or DER bytes (or a file name) -> DER bytes (the first block
+    that holds what)."""
+    return ders(data, what)[0]
 
 
 def _psk(ctx, attr, value):
@@ -79,8 +109,32 @@ def client_context(ca=None, insecure=False, psk=None):
     else:
         ctx.verify_mode = tls.CERT_REQUIRED
         if ca is not None:
-            ctx.load_verify_locations(der(ca, "CA certificate"))
+            for d in ders(ca, "CA certificate"):  # each adds to the chain
+                ctx.load_verify_locations(d)
     return ctx
+
+
+def poll_room(ctx):
+    """Make room in ctx's poll set before the first TLS socket joins it.
+
+    On the unix port poll keeps an array of file descriptors; when it
+    grows by moving, MicroPython (extmod/modselect.c, poll_set_add_fd)
+    also "moves" the NULL pointer of every member without a descriptor,
+    such as a TLS socket, and the next poll crashes the process. Growing
+    the array now, while no TLS socket is in the set, means it never
+    moves again below that many descriptors. Boards poll without such an
+    array: nothing to do there."""
+    import sys
+    if sys.platform not in ("linux", "darwin") or \
+            getattr(ctx, "_poll_room", False):
+        return
+    ctx._poll_room = True
+    n = ctx.max_connections + len(ctx._listen) + 32
+    p = ctx.poll
+    for fd in range(1 << 20, (1 << 20) + n):  # plain numbers, never polled
+        p.register(fd, 0)
+    for fd in range((1 << 20) + n - 1, (1 << 20) - 1, -1):
+        p.unregister(fd)
 
 
 def psk_available():
@@ -110,12 +164,20 @@ class Sniff:
             c.drop()
             return
         vh = c.vhosts[0]
+        ctx = c.ctx
+        if first[0] == _HANDSHAKE and \
+                ctx.tls_handshakes >= ctx.max_tls_handshakes:
+            # accepted while slots were free, but others took them first:
+            # wait (the update after this event stops reading) until
+            # tls_handshake_done() wakes us
+            return
         if first[0] != _HANDSHAKE:
             c.role = http.ROLE
             c.plain_on_tls = True
             log.info("%r: plain HTTP on a TLS port", c)
             http.ROLE.start(c)
             return
+        poll_room(ctx)
         try:
             s = vh.tls_ctx.wrap_socket(c.sock, server_side=True,
                                        do_handshake_on_connect=False)

@@ -4,10 +4,14 @@ import ipaddress
 from pathlib import Path
 
 
-def make_cert(folder, cn="localhost", days=365, ca=None):
+def make_cert(folder, cn="localhost", days=365, ca=None, names=None):
     """Write cert.pem and key.pem (PKCS#8, as openssl 3 does) in folder,
     signed by ca=(cert, key) objects or self-signed; returns their paths
-    and the (cert, key) objects."""
+    and the (cert, key) objects.
+
+    names: the subjectAltName DNS names and IP addresses (default: cn,
+    localhost and 127.0.0.1). days < 0 makes a certificate that expired
+    that many days ago (valid for a day before that), for tests."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,14 +22,22 @@ def make_cert(folder, cn="localhost", days=365, ca=None):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
+    end = now + datetime.timedelta(days=days)
+    begin = min(now - datetime.timedelta(minutes=5),
+                end - datetime.timedelta(days=1))
+    if names is None:
+        names = [cn, "localhost", "127.0.0.1"]
+    alt = []
+    for n in dict.fromkeys(names):
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            alt.append(x509.DNSName(n))
     issuer, signer = (name, key) if ca is None else (ca[0].subject, ca[1])
     b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(days=days))
-         .add_extension(x509.SubjectAlternativeName([
-             x509.DNSName(cn), x509.DNSName("localhost"),
-             x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+         .not_valid_before(begin).not_valid_after(end)
+         .add_extension(x509.SubjectAlternativeName(alt), False)
          .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None),
                         True))
     cert = b.sign(signer, hashes.SHA256())
