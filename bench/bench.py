@@ -657,7 +657,7 @@ def options(argv):
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
-    ap.add_argument("--skip", choices=("http", "ws"), action="append",
+    ap.add_argument("--skip", choices=("http", "ws", "tls"), action="append",
                     default=[], help="leave out the HTTP or the WebSocket "
                     "measurements (repeatable)")
     ap.add_argument("--no-heap-search", action="store_true",
@@ -716,8 +716,19 @@ def main(argv=None):
                 res["ours-mpy"][key.replace("min_heap", "at_40k")] = list(
                     trial("ours-mpy", TARGET_HEAPSIZE_K, opts, expected,
                           check))
+    if "ours-mpy" in names and "tls" not in (opts.skip or ()):
+        import tls_bench
+        log("bench: ours-mpy: TLS footprint")
+        try:
+            res["tls"] = tls_bench.measure(MPY, STATIC_PATH, LOGS,
+                                           quick=opts.quick)
+        except Exception as e:  # a failed part must not hide the rest
+            res["tls"] = {"error": repr(e)}
     took = time.monotonic() - t0
     report(res, opts, took)
+    if "tls" in res:
+        print(tls_bench.table(res["tls"]) if "error" not in res["tls"]
+              else "\nTLS: failed: %s" % res["tls"]["error"])
     save(res, opts, took)
 
 

@@ -541,12 +541,6 @@ def test_garbage_handshake_leaves_the_server_serving(tls_server, pki, data):
     no_crash(tls_server)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware/lws/conn.py Conn.drop() closes only the TLS socket; after a "
-    "failed handshake MicroPython's tls has already detached the TCP socket "
-    "(modtls_mbedtls ssl_check_async_handshake_failure sets sock=NULL "
-    "without closing it), so its fd is never closed: the peer hangs and "
-    "every bad handshake leaks a descriptor"))
 def test_garbage_handshake_is_closed_and_freed(fresh_tls_server):
     srv = fresh_tls_server
     time.sleep(0.3)
@@ -565,11 +559,6 @@ def test_garbage_handshake_is_closed_and_freed(fresh_tls_server):
     assert took is not None and leaked <= 0, (took, leaked)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware/lws/roles/http.py Http.rx() renews the deadline on every "
-    "read while no request byte has arrived (st == _HEAD and c.n == 0), and "
-    "during a TLS handshake none has: a peer sending a byte of its "
-    "handshake now and then keeps its handshake slot for ever"))
 def test_trickled_handshake_is_cut_off(fresh_tls_server):
     srv = fresh_tls_server
     hello = client_hello()
@@ -894,18 +883,8 @@ def test_client_refuses(tmp_path, https_server, pki, server, ca):
     assert s.requests == 0  # not a byte of the request was sent
 
 
-_VALUE_ERROR = pytest.mark.xfail(strict=True, reason=(
-    "MicroPython's tls raises ValueError (with mbedTLS's verify text) for a "
-    "certificate it rejects; firmware/lws/conn.py send/_flush/recv_into "
-    "catch OSError only, so the error reaches Conn.event's catch-all: an "
-    "ERR traceback is logged and the reason is 'callback failed'"))
-
-
 @pytest.mark.parametrize("server,ca", [
-    pytest.param(*REFUSALS[0], marks=_VALUE_ERROR),
-    REFUSALS[1],
-    pytest.param(*REFUSALS[2], marks=_VALUE_ERROR),
-    pytest.param(*REFUSALS[3], marks=_VALUE_ERROR),
+    REFUSALS[0], REFUSALS[1], REFUSALS[2], REFUSALS[3],
 ], ids=REFUSAL_IDS)
 def test_client_refusal_reason_names_tls(tmp_path, https_server, pki,
                                          server, ca):

@@ -4,7 +4,8 @@ protocol at /echo (WebSocket), the same app as the Microdot peer. (make
 run's test server carries every test protocol besides, so it is not what
 a small device would run.)
 
-usage: micropython lws_app.py PORT FILE
+usage: micropython lws_app.py PORT FILE [TLS_PORT CERT KEY]
+(with a TLS port, the same mounts are served over https/wss there too)
 """
 import gc
 import sys
@@ -25,12 +26,15 @@ class Heap(lws.Protocol):
 def main():
     port, path = int(sys.argv[1]), sys.argv[2]
     root = path[:path.rfind("/")]
-    vh = lws.Vhost("localhost", port,
-                   [lws.Mount("/", "file://" + root),
-                    lws.Mount("/heap", "callback://heap"),
-                    lws.Mount("/echo", "callback://echo")],
-                   [Heap(), Echo()])
-    lws.Context([vh]).run()
+    mounts = [lws.Mount("/", "file://" + root),
+              lws.Mount("/heap", "callback://heap"),
+              lws.Mount("/echo", "callback://echo")]
+    protocols = [Heap(), Echo()]
+    vhosts = [lws.Vhost("localhost", port, mounts, protocols)]
+    if len(sys.argv) > 5:
+        vhosts.append(lws.Vhost("tls", int(sys.argv[3]), mounts, protocols,
+                                tls_cert=sys.argv[4], tls_key=sys.argv[5]))
+    lws.Context(vhosts).run()
 
 
 main()

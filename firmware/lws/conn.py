@@ -40,6 +40,8 @@ class Conn:
     handshaking = False
     #: the last socket error, for the reason a client reports
     err = None
+    #: the TCP socket under a TLS one
+    raw = None
     plain_on_tls = False
     want_write = False
     rx_paused = False
@@ -142,8 +144,8 @@ class Conn:
             return
         try:
             n = self.sock.send(data)
-        except OSError as e:
-            if e.args[0] != _EAGAIN:
+        except (OSError, ValueError) as e:  # tls: ValueError for bad certs
+            if not isinstance(e, OSError) or e.args[0] != _EAGAIN:
                 log.info("%r: send: %s", self, e)
                 self.err = e
                 self.drop()
@@ -161,8 +163,8 @@ class Conn:
             d = tx[0]
             try:
                 n = self.sock.send(d)
-            except OSError as e:
-                if e.args[0] == _EAGAIN:
+            except (OSError, ValueError) as e:
+                if isinstance(e, OSError) and e.args[0] == _EAGAIN:
                     return
                 log.info("%r: send: %s", self, e)
                 self.err = e
@@ -180,8 +182,8 @@ class Conn:
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
             return self.sock.readinto(mv)
-        except OSError as e:
-            if e.args[0] == _EAGAIN:
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.args[0] == _EAGAIN:
                 return None
             log.info("%r: recv: %s", self, e)
             self.err = e
@@ -229,6 +231,11 @@ class Conn:
         if self.sock is not None:
             try:
                 self.sock.close()
+            except (OSError, ValueError):
+                pass
+        if self.raw is not None:
+            try:
+                self.raw.close()
             except OSError:
                 pass
         self.tx = None

@@ -242,6 +242,9 @@ class Context:
             self.poll.unregister(old)
         except (OSError, KeyError):
             pass
+        # after a failed handshake tls lets go of the TCP socket: keep it
+        # to close it ourselves
+        c.raw = old
         c.sock = s
         c.mask = 0
         self.conns[s] = c

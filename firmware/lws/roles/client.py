@@ -155,6 +155,8 @@ class Client:
                                  do_handshake_on_connect=False)
         except (OSError, ValueError, MemoryError) as e:
             return "TLS: %s" % (e,)
+        from ..tls import poll_room
+        poll_room(c.ctx)
         c.ctx.rekey(c, s)
         c.tls = True
         return None
@@ -479,8 +481,9 @@ class Client:
             cl.failed = True
             why = "closed"
             if c.err is not None:
+                e = " ".join(str(c.err).split())  # mbedTLS texts span lines
                 why = ("TLS failure: %s" if c.tls else "connection error: %s"
-                       ) % (c.err,)
+                       ) % e
             try:
                 c.proto.on_client_connection_error(c, why)
             except Exception as e:

@@ -280,8 +280,9 @@ class Http:
                 return
             c.ah = ah
             c.n = 0
-        if st == _HEAD and c.n == 0:
-            # the whole head must arrive within timeout_secs (slowloris)
+        if st == _HEAD and c.n == 0 and not c.handshaking:
+            # the whole head must arrive within timeout_secs (slowloris);
+            # a TLS handshake gets no more time than that either
             c.set_timeout(c.ctx.timeout_secs)
         n = c.recv_into(memoryview(c.ah)[c.n:])
         if n is None:
