@@ -720,7 +720,7 @@ def main(argv=None):
         import tls_bench
         log("bench: ours-mpy: TLS footprint")
         try:
-            res["tls"] = tls_bench.measure(MPY, STATIC_PATH, LOGS,
+            res["tls"] = tls_bench.measure(MPY, STATIC_FILE, LOGS,
                                            quick=opts.quick)
         except Exception as e:  # a failed part must not hide the rest
             res["tls"] = {"error": repr(e)}

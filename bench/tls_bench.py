@@ -98,6 +98,7 @@ def tls_get(port, path="/heap", keep=False):
 def _ws_echo_rate(sock_factory, seconds):
     import base64
     s = sock_factory()
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16))
     s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +

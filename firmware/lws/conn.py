@@ -89,7 +89,7 @@ class Conn:
             m |= _POLLOUT
         if m != self.mask and not self.closed:
             self.mask = m
-            self.ctx.poll.modify(self.sock, m)
+            self.ctx.poll.modify(self.raw or self.sock, m)
 
     def rx_flow_control(self, enable):
         """Stop (False) or resume (True) reading from this connection."""
@@ -181,7 +181,12 @@ class Conn:
     def recv_into(self, mv):
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
-            return self.sock.readinto(mv)
+            n = self.sock.readinto(mv)
+            if n and n == len(mv) and self.raw is not None:
+                # mbedTLS may hold more of the record than fitted: poll on
+                # the TCP socket cannot tell, so read again after this event
+                self.ctx._more.append(self)
+            return n
         except (OSError, ValueError) as e:
             if isinstance(e, OSError) and e.args[0] == _EAGAIN:
                 return None

@@ -123,6 +123,7 @@ class Context:
         self._timer = time.ticks_ms()
         self._timers = []
         self._pool = []  # kept-alive client sockets
+        self._more = []  # TLS connections with data left in mbedTLS
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
         self._rx = bytearray(self.rx_buffer_size)
@@ -197,7 +198,7 @@ class Context:
 
     def _closed(self, c):
         """A connection has gone: forget it, hand on its resources."""
-        s = c.sock
+        s = c.raw or c.sock
         if s in self.conns:
             del self.conns[s]
             try:
@@ -236,19 +237,12 @@ class Context:
 
     def rekey(self, c, s):
         """c's socket is now s (wrapped in TLS)."""
-        old = c.sock
-        self.conns.pop(old, None)
-        try:
-            self.poll.unregister(old)
-        except (OSError, KeyError):
-            pass
-        # after a failed handshake tls lets go of the TCP socket: keep it
-        # to close it ourselves
-        c.raw = old
+        # poll keeps watching the TCP socket: polling a TLS socket, which
+        # has no descriptor, costs a millisecond per wait on the unix port.
+        # And after a failed handshake tls lets go of the TCP socket: we
+        # close it ourselves.
+        c.raw = c.sock
         c.sock = s
-        c.mask = 0
-        self.conns[s] = c
-        self.poll.register(s, 0)
 
     def tls_handshake_done(self, c):
         c.handshaking = False
@@ -318,6 +312,11 @@ class Context:
                     self._accept(s)
                 continue
             c.event(ev)
+        more = self._more
+        while more:
+            c = more.pop()
+            if not c.closed:
+                c.event(_POLLIN)
         now = time.ticks_ms()
         for t in self._timers[:] if self._timers else ():
             if time.ticks_diff(now, t[0]) >= 0:

@@ -397,7 +397,7 @@ class Client:
         cl = c.cl
         cl.state = -1
         c.proto.on_client_http_completed(c)
-        if cl.keepalive and not c.closed:
+        if cl.keepalive and not c.closed and not c.tls:
             pool_put(c.ctx, c)
         else:
             c.drop()
@@ -599,13 +599,17 @@ def reconnect(ctx, c, url, fresh=False):
     """Point c at url (a redirect, or a retry) on a new socket."""
     cl = c.cl
     if c.sock is not None:
-        ctx.conns.pop(c.sock, None)
+        k = c.raw or c.sock
+        ctx.conns.pop(k, None)
         try:
-            ctx.poll.unregister(c.sock)
+            ctx.poll.unregister(k)
         except (OSError, KeyError):
             pass
         c.sock.close()
-        c.sock = None
+        if c.raw is not None:
+            c.raw.close()
+        c.sock = c.raw = None
+        c.tls = False
     c.ah = None
     c.n = 0
     c.tx = None
