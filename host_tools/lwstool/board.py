@@ -10,6 +10,8 @@ import sys
 
 from .errors import LwsToolError
 
+READ_TIMEOUT = 15     # seconds without a byte from a board that owes one
+
 # USB-serial bridges found on ESP boards (CP210x, CH340/CH9102, FTDI,
 # Espressif's own USB-JTAG/serial)
 ESP_VIDS = {0x10C4, 0x1A86, 0x0403, 0x303A}
@@ -82,8 +84,10 @@ class Board:
             from mpremote.transport_serial import SerialTransport
             self.port = find_port(self.port)
             try:
+                # a read timeout: a board that stops answering is an
+                # error, not a hang
                 self._t = SerialTransport(self.port, baudrate=self.baud,
-                                          timeout=None)
+                                          timeout=READ_TIMEOUT)
             except (TransportError, OSError) as e:
                 raise LwsToolError("cannot open %s: %s" % (self.port, e))
             try:
@@ -119,11 +123,14 @@ class Board:
         """Run code on the board, return its output (bytes); a board-side
         exception becomes an LwsToolError naming its last line. secret is
         scrubbed from any message."""
+        import struct
         from mpremote.transport import TransportError
+        t = self.transport
         try:
-            out, err = self.transport.exec_raw(code, timeout=timeout)
-        except TransportError as e:
-            raise LwsToolError("%s: %s" % (self.port, e))
+            out, err = t.exec_raw(code, timeout=timeout)
+        except (TransportError, struct.error) as e:
+            raise LwsToolError("%s: the board stopped answering (%s)"
+                               % (self.port, e or "timeout"))
         except OSError as e:
             raise LwsToolError("%s: the board went away (%s)"
                                % (self.port, e))

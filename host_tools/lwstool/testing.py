@@ -25,7 +25,7 @@ SUITE = Path(__file__).resolve().parent / "boardtests"
 
 def _argv(extra=()):
     return [sys.executable, "-m", "pytest", str(SUITE), "-p",
-            "no:cacheprovider", "-o", "timeout=120"] + list(extra)
+            "no:cacheprovider", "-o", "timeout=90"] + list(extra)
 
 
 def _env(target, board):

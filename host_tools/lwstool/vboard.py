@@ -92,7 +92,8 @@ _TRACE = os.environ.get("LWSTOOL_TRACE")
 
 def _trace(who, data):
     with open(_TRACE, "a") as f:
-        f.write("%.3f %s %r\n" % (time.monotonic(), who, data))
+        f.write("%d %.3f %s %r\n" % (os.getpid(), time.monotonic(), who,
+                                      data))
 
 
 def _raw_tty(fd):
@@ -157,6 +158,7 @@ class VirtualBoard:
                                      env=self.env(), start_new_session=True)
         os.close(sfd)
         os.set_blocking(self._mfd, False)
+        self._spawned_at = time.monotonic()
         self._started = False     # seen the first >>> prompt
         self._swallow = raw       # hide the banner, then enter the raw REPL
         self._tail = b""
@@ -246,7 +248,10 @@ class VirtualBoard:
             if b == 3 and not (self._started and self._idle()):
                 if self.proc.poll() is None:
                     self.proc.send_signal(signal.SIGINT)
-                continue
+                if self._raw or not self._started:
+                    continue
+                # friendly REPL: the byte too, for a half-typed line (a
+                # SIGINT at the prompt is harmless)
             out.append(b)
         self._held = bytes(out)
 
@@ -271,7 +276,8 @@ class VirtualBoard:
             ready(self.path)
         while not self._stop:
             try:
-                r, _, _ = select.select([self._ufd, self._mfd], [], [], 0.05)
+                r, _, _ = select.select([self._ufd, self._mfd], [], [],
+                                        0.02 if self._held else 0.5)
             except InterruptedError:
                 continue
             if self._mfd in r:
@@ -305,6 +311,8 @@ class VirtualBoard:
         self._reap()
         if self._stop:
             return
+        if time.monotonic() - self._spawned_at < 1:
+            time.sleep(0.5)     # an interpreter that dies at once: no spin
         self._to_user(b"MPY: soft reboot\r\n")
         if self.log:
             self.log("soft reboot (%s REPL)" % ("raw" if raw else "friendly"))
