@@ -319,6 +319,16 @@ class VirtualBoard:
         self._spawn(raw=raw)
 
 
+def _die_with_parent():
+    """In the child: SIGTERM when the process that started it ends (Linux),
+    so a test run that is killed leaves no virtual boards behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def start(board="esp32", root=None, heap=None, with_firmware=False,
           aps=None, link=None, timeout=20, stderr=None):
     """Start `lwstool emulate` as a child; returns (Popen, pty path)."""
@@ -343,7 +353,7 @@ def start(board="esp32", root=None, heap=None, with_firmware=False,
     env["PYTHONPATH"] = str(unixport.REPO / "host_tools") + (
         ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                         stderr=stderr)
+                         stderr=stderr, preexec_fn=_die_with_parent)
     end = time.monotonic() + timeout
     try:
         while time.monotonic() < end:
