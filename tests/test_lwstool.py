@@ -280,6 +280,20 @@ def test_wifi(vb):
     assert r.returncode == 0 and "connected" in r.stdout
 
 
+def test_wifi_add_asks_for_the_password(vb):
+    path, root = vb
+    # no controlling terminal: getpass reads the answer from stdin
+    r = subprocess.run([sys.executable, "-m", "lwstool", "-p", path, "wifi",
+                        "add", "asked"], input="asked-pass-1\n",
+                       capture_output=True, text=True, timeout=60, env=ENV,
+                       start_new_session=True)
+    assert r.returncode == 0, r.stderr
+    assert "password for asked" in r.stdout + r.stderr
+    assert "asked-pass-1" not in r.stdout + r.stderr
+    assert "asked-pass-1" in (root / "wlan.json").read_text()
+    assert lwstool("-p", path, "wifi", "rm", "asked").returncode == 0
+
+
 def test_config(vb, tmp_path):
     path, root = vb
     f = tmp_path / "cfg.json"
