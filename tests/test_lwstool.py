@@ -399,3 +399,19 @@ def test_lwstool_test_net_target(server_factory):
 def test_lwstool_test_bad_target():
     r = lwstool("test", "--target", "usb")
     assert r.returncode == 1 and r.stderr.startswith("lwstool: ")
+
+
+@pytest.mark.timeout(60)
+def test_emulate_with_firmware_frozen_in(tmp_path):
+    """--with-firmware: firmware/ on the path, as if frozen; the flash
+    folder stays empty and / is the board's."""
+    proc, path = vboard.start("unix", root=tmp_path / "flash",
+                              with_firmware=True)
+    try:
+        with Board(path) as b:
+            assert b.call("import lws", "lws.__version__")
+            assert b.eval("__import__('os').listdir('/')") == ["host"]
+            assert b.eval("__import__('os').getcwd()") == "/"
+    finally:
+        vboard.stop(proc)
+    assert not list((tmp_path / "flash").iterdir())
