@@ -396,6 +396,27 @@ def test_lwstool_test_net_target(server_factory):
     assert "skipped" in r.stdout          # the serial checks
 
 
+@pytest.mark.timeout(90)
+def test_lwstool_test_serial_target(tmp_path):
+    """A deployed board on a serial port (here a virtual one), its server
+    reached at --host."""
+    proc, path = vboard.start("esp32", root=tmp_path / "flash")
+    try:
+        assert lwstool("-p", path, "deploy", "-b", "esp32").returncode == 0
+        port = free_port()
+        r = lwstool("-p", path, "config", "set", "server",
+                    json.dumps({"port": port,
+                                "mounts": [["/echo", "callback://echo"]],
+                                "protocols": ["lws.plugins.echo.Echo"]}))
+        assert r.returncode == 0, r.stderr
+        r = lwstool("test", "--target", "serial:" + path, "--host",
+                    "127.0.0.1", timeout=85)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert " passed" in r.stdout and "failed" not in r.stdout
+    finally:
+        vboard.stop(proc)
+
+
 def test_lwstool_test_bad_target():
     r = lwstool("test", "--target", "usb")
     assert r.returncode == 1 and r.stderr.startswith("lwstool: ")

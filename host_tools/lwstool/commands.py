@@ -234,13 +234,15 @@ def _emulate_parser(p):
 def _test(args):
     from .testing import run
     return run(args.target, fleet=args.fleet, board=args.board,
-               pytest_args=args.pytest_args)
+               pytest_args=args.pytest_args, host=args.host)
 
 
 def _test_parser(p):
     p.add_argument("--target", "-t", default="vboard",
                    help="vboard | serial:PORT | net:HOST[:PORT]")
     p.add_argument("--board", "-b", default="esp32")
+    p.add_argument("--host", help="with serial:PORT, reach the board's "
+                   "server here (default: the address the board reports)")
     p.add_argument("--fleet", type=int, default=0,
                    help="start N virtual boards, test them in parallel")
     p.add_argument("pytest_args", nargs="*",

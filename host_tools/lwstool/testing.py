@@ -46,9 +46,14 @@ def check_target(target):
                            "net:HOST[:PORT], not %r" % target)
 
 
-def run(target="vboard", fleet=0, board="esp32", pytest_args=()):
-    """Run the suite; returns pytest's exit status (0 all passed)."""
+def run(target="vboard", fleet=0, board="esp32", pytest_args=(),
+        host=None):
+    """Run the suite; returns pytest's exit status (0 all passed). host:
+    where a serial board's server is reached (default: the address the
+    board reports)."""
     check_target(target)
+    if host:
+        os.environ["LWSTOOL_HOST"] = host
     if fleet:
         if not target.startswith("vboard"):
             raise LwsToolError("--fleet starts virtual boards: it goes "

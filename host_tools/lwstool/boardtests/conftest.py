@@ -4,8 +4,8 @@
   temporary folder, fake access points), deployed to and configured to
   serve on a free port with the echo protocol at /echo;
 - serial:PORT: a board already deployed (lwstool deploy); its server is
-  started with a soft reset (main.py) and reached at the address its
-  station interface reports, on lws.json's port;
+  started with a soft reset (main.py) and reached at $LWSTOOL_HOST, else
+  at the address its station interface reports, on lws.json's port;
 - net:HOST[:PORT]: only the network checks, against a running server.
 """
 import json
@@ -54,9 +54,14 @@ class Target:
             srv = cfg.get("server", cfg)
             self.http_port = int(srv.get("port", 80))
             self.reset()
-            time.sleep(3)
-            ip = configure.wifi_status(port=self.port).get("ip")
-            self.host = ip if ip and ip != "0.0.0.0" else "192.168.4.1"
+            self.host = os.environ.get("LWSTOOL_HOST")
+            if not self.host:
+                # the station's address once main.py has the WLAN up, else
+                # the board's own access point
+                time.sleep(3)
+                ip = configure.wifi_status(port=self.port).get("ip")
+                self.host = ip if ip and ip != "0.0.0.0" else "192.168.4.1"
+                self.reset()
             self.wait_serving(30)
 
     def _start_vboard(self):
