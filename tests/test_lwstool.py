@@ -4,7 +4,6 @@ pty, `lwstool emulate`) for deploy, wifi, config, mpremote and ampy."""
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time

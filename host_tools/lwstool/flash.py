@@ -57,8 +57,6 @@ class _Progress:
     def __init__(self, quiet=False):
         from esptool.logger import TemplateLogger
 
-        outer = self
-
         class Logger(TemplateLogger):
             def print(self, *args, **kw):
                 if not quiet:
@@ -89,7 +87,6 @@ class _Progress:
                 pass
 
         self.logger = Logger()
-        outer.quiet = quiet
 
     def __enter__(self):
         from esptool.logger import log

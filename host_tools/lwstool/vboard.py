@@ -26,8 +26,9 @@ the unix port does not (the facts are in the design notes):
 The heap is capped with -X heapsize from the board profile. The module
 path is a board's ('', '.frozen', '/lib') and then boards/unix (the
 simulated `network`, under /host); firmware/ is added only with
-with_firmware=True (a board with the firmware frozen in). By default the board holds only what
-was deployed to it, as a freshly flashed board does.
+with_firmware=True (a board with the firmware frozen in). By default the
+board holds only what was deployed to it, as a freshly flashed board
+does.
 """
 import errno
 import os
@@ -48,7 +49,8 @@ BOARDS = unixport.REPO / "boards"
 # run boot.py, then main.py unless the board comes up in the raw REPL
 # The root folder becomes the board's "/" (the host's files stay under
 # /host, like a board's /sd), then boot.py runs, and main.py unless the
-# board comes up in the raw REPL. %(root)r, %(extra)r, %(raw)r are filled in.
+# board comes up in the raw REPL. %(root)r, %(extra)r, %(main)r are filled
+# in.
 _LAUNCH = """\
 def _lws_boot():
     import os, sys
@@ -57,7 +59,8 @@ def _lws_boot():
         os.mount(os.VfsPosix(%(root)r), '/')
         os.mount(os.VfsPosix('/'), '/host')
         os.chdir('/')
-        sys.path[:] = ['', '.frozen', '/lib'] + ['/host' + p for p in %(extra)r]
+        sys.path[:] = ['', '.frozen', '/lib'] + ['/host' + p
+                                                 for p in %(extra)r]
     except Exception as e:
         print('vboard: root folder not mounted at /:', e)
 _lws_boot()
@@ -78,7 +81,7 @@ def _lws_run(f):
             raise
         sys.print_exception(e)
 _lws_run('boot.py')
-if not %(raw)r:
+if %(main)r:
     _lws_run('main.py')
 del _lws_run, _lws_boot
 """
@@ -123,13 +126,13 @@ class VirtualBoard:
 
     # -- the interpreter --------------------------------------------------
 
-    def argv(self, raw):
+    def argv(self, raw, main=True):
         argv = [unixport.micropython()]
         if self.heap:
             argv += ["-X", "heapsize=%s" % self.heap]
         return argv + ["-i", "-c", _LAUNCH % {
             "root": str(self.root), "extra": self.extra_path(),
-            "raw": bool(raw)}]
+            "main": bool(main and not raw)}]
 
     def extra_path(self):
         """Host folders on the board's path after its own: the simulated
@@ -150,10 +153,11 @@ class VirtualBoard:
         env["LWS_VBOARD"] = self.board
         return env
 
-    def _spawn(self, raw):
+    def _spawn(self, raw, main=True):
         self._mfd, sfd = pty.openpty()
         _raw_tty(sfd)
-        self.proc = subprocess.Popen(self.argv(raw), stdin=sfd, stdout=sfd,
+        self._sigint_at = -1.0
+        self.proc = subprocess.Popen(self.argv(raw, main), stdin=sfd, stdout=sfd,
                                      stderr=sfd, cwd=str(self.root),
                                      env=self.env(), start_new_session=True)
         os.close(sfd)
@@ -246,14 +250,23 @@ class VirtualBoard:
         out = bytearray()
         for b in self._held:
             if b == 3 and not (self._started and self._idle()):
-                if self.proc.poll() is None:
-                    self.proc.send_signal(signal.SIGINT)
+                self._interrupt()
                 if self._raw or not self._started:
                     continue
                 # friendly REPL: the byte too, for a half-typed line (a
                 # SIGINT at the prompt is harmless)
             out.append(b)
         self._held = bytes(out)
+
+    def _interrupt(self):
+        """Ctrl-C as SIGINT. The unix port dies on a second SIGINT before
+        it has raised the first, and on one that comes between two pieces
+        of code: one at a time, and a death soon after it is taken for the
+        interrupt it was meant to be (see _restart)."""
+        now = time.monotonic()
+        if self.proc.poll() is None and now - self._sigint_at > 0.5:
+            self.proc.send_signal(signal.SIGINT)
+            self._sigint_at = now
 
     def _flush_held(self):
         if not self._held or not self._started or self._swallow:
@@ -308,7 +321,11 @@ class VirtualBoard:
 
     def _restart(self):
         raw = self._raw
+        recent = time.monotonic() - self._sigint_at < 2
         self._reap()
+        # killed by the Ctrl-C meant to stop main.py (SIGINT outside its
+        # handler, or a second one: exit(1)): come back without main.py
+        interrupted = recent and self.proc.returncode in (1, -signal.SIGINT)
         if self._stop:
             return
         if time.monotonic() - self._spawned_at < 1:
@@ -316,7 +333,7 @@ class VirtualBoard:
         self._to_user(b"MPY: soft reboot\r\n")
         if self.log:
             self.log("soft reboot (%s REPL)" % ("raw" if raw else "friendly"))
-        self._spawn(raw=raw)
+        self._spawn(raw=raw, main=not interrupted)
 
 
 def _die_with_parent():
@@ -324,7 +341,9 @@ def _die_with_parent():
     so a test run that is killed leaves no virtual boards behind."""
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        _PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG,
+                                                signal.SIGTERM)
     except Exception:
         pass
 
