@@ -60,8 +60,9 @@ class Board:
     Entering the raw REPL stops what runs (main.py's server, by Ctrl-C).
     Unlike mpremote it soft-resets only when asked (soft_reset=True, as
     deploy does for a clean heap; $LWSTOOL_SOFT_RESET=1 or 0 overrides):
-    a soft reset runs boot.py, and the firmware's boot.py counts boots
-    that never got the server up (safe mode after three), so a soft reset
+    a soft reset runs boot.py, and where the port cannot tell it from a
+    boot (esp8266, the unix port) the firmware's boot.py counts it towards
+    safe mode (three boots that never got the server up), so a soft reset
     per command would lock main.py out after a few commands. Instead the
     names and modules the snippets leave behind are dropped and the heap
     collected when the connection closes.
