@@ -435,3 +435,53 @@ def test_emulate_with_firmware_frozen_in(tmp_path):
     finally:
         vboard.stop(proc)
     assert not list((tmp_path / "flash").iterdir())
+
+
+def test_reset_clears_the_board(vb):
+    path, _ = vb
+    with Board(path) as b:
+        b.transport.exec("reset_marker = 1")
+        assert b.eval("'reset_marker' in globals()") is True
+    r = lwstool("-p", path, "reset")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "reset %s" % path
+    with Board(path) as b:
+        assert b.eval("'reset_marker' in globals()") is False
+
+
+def test_repl_is_interactive(vb):
+    """lwstool repl on a terminal: type a line, see its result, Ctrl-] out."""
+    import pty
+    import select as sel
+    path, _ = vb
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "lwstool", "-p", path,
+                          "repl"], stdin=slave, stdout=slave, stderr=slave,
+                         env=ENV, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(token, timeout):
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while token not in seen and time.monotonic() < end:
+            if sel.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return token in seen
+
+    try:
+        assert read_until(b"Connected to MicroPython", 20), seen
+        time.sleep(0.3)
+        os.write(master, b"\r")
+        assert read_until(b">>> ", 10), seen
+        os.write(master, b"print(6*7)\r")
+        assert read_until(b"42", 10), seen
+        os.write(master, b"\x1d")  # Ctrl-]: leave the REPL
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
