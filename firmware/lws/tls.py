@@ -7,6 +7,7 @@ with a message that says how to convert it.
 """
 import binascii
 from . import log
+from .roles import Role
 
 _HANDSHAKE = const(0x16)  # the first byte of a TLS ClientHello record
 
@@ -143,7 +144,7 @@ def psk_available():
     return hasattr(tls.SSLContext(tls.PROTOCOL_TLS_SERVER), "server_psk_keys")
 
 
-class Sniff:
+class Sniff(Role):
     """The role of a new connection on a TLS port until its first byte
     says what it speaks: a TLS handshake (wrap it), or plain HTTP (a 301
     to https when the vhost redirects, else a 400)."""
@@ -196,24 +197,6 @@ class Sniff:
         c.handshaking = True
         c.role = http.ROLE
         http.ROLE.start(c)
-
-    def writable(self, c):
-        pass
-
-    def settle(self, c):
-        pass
-
-    def timeout(self, c):
-        c.drop()
-
-    def failed(self, c):
-        c.drop()
-
-    def close(self, c, code, reason):
-        c.drop()
-
-    def closed(self, c):
-        pass
 
 
 SNIFF = Sniff()

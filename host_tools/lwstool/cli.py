@@ -47,23 +47,10 @@ def _client(args):
 
 
 def _foreground(argv, env):
-    """Run a unix-port child until it ends; SIGTERM/SIGHUP/SIGINT reach
-    it as SIGINT (see unixport). Returns its exit status."""
-    import signal
+    """Run a unix-port child until it ends (see unixport.foreground)."""
     import subprocess
-    p = subprocess.Popen(argv, env=env)
-
-    def forward(signum, frame):
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-
-    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(s, forward)
-    while True:
-        try:
-            return p.wait()
-        except KeyboardInterrupt:
-            continue
+    from . import unixport
+    return unixport.foreground(subprocess.Popen(argv, env=env))
 
 
 def _client_parser(p):

@@ -85,8 +85,12 @@ def start_server(heap=None, path=None, stdout=None, stderr=None, **kw):
 def serve(heap=None, path=None, **kw):
     """Run the test server in the foreground until it ends or a signal
     stops it; returns its exit status."""
-    p = start_server(heap=heap, path=path, **kw)
+    return foreground(start_server(heap=heap, path=path, **kw))
 
+
+def foreground(p):
+    """Wait for a unix-port child; SIGTERM/SIGHUP/SIGINT reach it as
+    SIGINT, its clean shutdown. Returns its exit status."""
     def forward(signum, frame):
         if p.poll() is None:
             p.send_signal(signal.SIGINT)

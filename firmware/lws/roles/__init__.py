@@ -1,0 +1,28 @@
+"""Roles: the job a connection does on the wire (lws v3 roles)."""
+
+
+class Role:
+    """What every role does unless it says otherwise."""
+
+    name = "role"
+
+    def wants_rx(self, c):
+        return True
+
+    def writable(self, c):
+        pass
+
+    def settle(self, c):
+        pass
+
+    def timeout(self, c):
+        c.drop()
+
+    def failed(self, c):
+        c.drop()
+
+    def close(self, c, code, reason):
+        c.drop()
+
+    def closed(self, c):
+        pass

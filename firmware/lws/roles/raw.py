@@ -1,6 +1,6 @@
 """Raw connections: plain TCP with rx, writeable and close callbacks
 (lws RAW: LWS_CALLBACK_RAW_ADOPT, RAW_RX, RAW_WRITEABLE, RAW_CLOSE)."""
-from .. import log
+from . import Role
 
 
 def adopt(c, proto):
@@ -13,11 +13,8 @@ def adopt(c, proto):
     c.update()
 
 
-class Raw:
+class Raw(Role):
     name = "raw"
-
-    def wants_rx(self, c):
-        return True
 
     def rx(self, c):
         buf = c.ctx.rx_buf()
@@ -31,18 +28,6 @@ class Raw:
 
     def writable(self, c):
         c.proto.on_raw_writeable(c)
-
-    def settle(self, c):
-        pass
-
-    def timeout(self, c):
-        c.drop()
-
-    def failed(self, c):
-        c.drop()
-
-    def close(self, c, code, reason):
-        c.drop()
 
     def closed(self, c):
         c.proto.on_raw_close(c)
