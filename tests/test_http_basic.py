@@ -205,3 +205,10 @@ def test_many_clients_at_once(server):
     finally:
         for s in socks:
             s.close()
+
+
+def test_options_asterisk(server):
+    data = server.raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = data.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 204") and b"Allow: GET" in head
+    assert server.alive()

@@ -379,6 +379,10 @@ class Http:
             from ..mounts import to_https
             to_https(c, req, vh, to)
             return
+        if req.target == "*":  # OPTIONS *: the server's own options
+            c.respond(204, {"Allow": "GET, HEAD, POST, PUT, DELETE, "
+                            "OPTIONS, PATCH"})
+            return
         m = vh.find_mount(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
