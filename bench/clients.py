@@ -145,6 +145,16 @@ def serve_clients(port, path, expected, clients=10, gets=20, fresh=2,
                                 args=(port, path, expected, gets, fresh,
                                       errors, deadline))
                for _ in range(clients)]
+    took = _run_threads(threads, deadline, alive, errors)
+    if errors:
+        return False, "%s (%d errors)" % (errors[0], len(errors))
+    return True, "%d clients ok in %.2f s" % (clients, took)
+
+
+def _run_threads(threads, deadline, alive, errors, on_late=None):
+    """Start the client threads and wait for them, up to deadline seconds
+    (given up early when alive() turns False); late ones are an error.
+    Returns the seconds taken."""
     t0 = time.monotonic()
     for t in threads:
         t.start()
@@ -155,11 +165,10 @@ def serve_clients(port, path, expected, clients=10, gets=20, fresh=2,
         time.sleep(0.02)
     late = sum(t.is_alive() for t in threads)
     if late:
+        if on_late is not None:
+            on_late()
         errors.append("%d clients not done in %.0f s" % (late, deadline))
-    took = time.monotonic() - t0
-    if errors:
-        return False, "%s (%d errors)" % (errors[0], len(errors))
-    return True, "%d clients ok in %.2f s" % (clients, took)
+    return time.monotonic() - t0
 
 
 # -- a wrk-like closed-loop load generator (the fallback for wrk) -----------
@@ -603,19 +612,7 @@ def serve_ws_clients(port, path, expected, ws_clients=10, echoes=20,
                                  args=(port, path, expected, gets, fresh,
                                        errors, deadline))
                 for _ in range(http_clients)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    t_end = t0 + deadline
-    while any(t.is_alive() for t in threads) and time.monotonic() < t_end:
-        if not alive():
-            break
-        time.sleep(0.02)
-    late = sum(t.is_alive() for t in threads)
-    if late:
-        barrier.abort()
-        errors.append("%d clients not done in %.0f s" % (late, deadline))
-    took = time.monotonic() - t0
+    took = _run_threads(threads, deadline, alive, errors, barrier.abort)
     if errors:
         return False, "%s (%d errors)" % (errors[0], len(errors))
     return True, "%d ws + %d http clients ok in %.2f s" % (

@@ -48,6 +48,9 @@ class Server:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    def ws_url(self, path="/"):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
     def log(self):
         return self.logpath.read_text(errors="replace")
 
@@ -151,6 +154,12 @@ def server(tmp_path_factory):
     s = start(tmp_path_factory.mktemp("srv"), args=["--timeout", "3"])
     yield s
     s.stop()
+
+
+def arun(coro, timeout=60):
+    """Run a coroutine (a websockets client, say), bounded in time."""
+    import asyncio
+    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def run_mpy(code, timeout=30, heap=None, cwd=None):

@@ -24,6 +24,7 @@ import websockets
 from websockets.asyncio.server import serve as ws_serve
 
 from conftest import free_port, run_mpy, wait_port
+from wsraw import read_exact
 from lwstool import unixport
 
 pytestmark = pytest.mark.timeout(20)
@@ -354,26 +355,16 @@ def ws_handshake(s, accept=None, extra=""):
     return h
 
 
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        d = s.recv(n - len(out))
-        if not d:
-            raise ConnectionError("closed")
-        out += d
-    return out
-
-
 def read_client_frame(s):
     """(fin, op, mask key or None, masked payload, payload) of a frame."""
-    b0, b1 = recv_exact(s, 2)
+    b0, b1 = read_exact(s, 2)
     n = b1 & 127
     if n == 126:
-        n = struct.unpack("!H", recv_exact(s, 2))[0]
+        n = struct.unpack("!H", read_exact(s, 2))[0]
     elif n == 127:
-        n = struct.unpack("!Q", recv_exact(s, 8))[0]
-    key = recv_exact(s, 4) if b1 & 0x80 else None
-    raw = recv_exact(s, n)
+        n = struct.unpack("!Q", read_exact(s, 8))[0]
+    key = read_exact(s, 4) if b1 & 0x80 else None
+    raw = read_exact(s, n)
     data = bytes(b ^ key[i & 3] for i, b in enumerate(raw)) if key else raw
     return bool(b0 & 0x80), b0 & 15, key, raw, data
 

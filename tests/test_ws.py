@@ -6,17 +6,11 @@ import time
 import pytest
 import websockets
 
+from conftest import arun as run
 from wsraw import expect_close, frame, handshake, read_frame
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
-
-
-def url(server, path="/echo"):
-    return "ws://127.0.0.1:%d%s" % (server.port, path)
 
 
 # -- with a real client --------------------------------------------------
@@ -24,7 +18,7 @@ def url(server, path="/echo"):
 
 def test_echo_text_binary_and_sizes(server):
     async def go():
-        async with websockets.connect(url(server), max_size=None) as ws:
+        async with websockets.connect(server.ws_url("/echo"), max_size=None) as ws:
             for msg in ["", "hello", "κόσμε", "x" * 125, "y" * 126,
                         "z" * 65535, "w" * 65536]:
                 await ws.send(msg)
@@ -38,7 +32,7 @@ def test_echo_text_binary_and_sizes(server):
 def test_echo_big_message_in_pieces(server):
     big = bytes(range(256)) * 1024  # 256 KiB, far beyond rx_buffer_size
     async def go():
-        async with websockets.connect(url(server), max_size=None) as ws:
+        async with websockets.connect(server.ws_url("/echo"), max_size=None) as ws:
             await ws.send(big)
             parts = [p async for p in ws.recv_streaming()]
             assert b"".join(parts) == big
@@ -48,7 +42,7 @@ def test_echo_big_message_in_pieces(server):
 
 def test_fragmented_message_echoed(server):
     async def go():
-        async with websockets.connect(url(server)) as ws:
+        async with websockets.connect(server.ws_url("/echo")) as ws:
             await ws.send(["frag", "ment", "ed"])
             assert await ws.recv() == "fragmented"
             await ws.send([b"a", b"b"])
@@ -59,16 +53,16 @@ def test_fragmented_message_echoed(server):
 def test_subprotocol_by_name_and_default(server):
     async def go():
         async with websockets.connect(
-                url(server, "/"), subprotocols=["nope", "dumb-increment-protocol"]) as ws:
+                server.ws_url("/"), subprotocols=["nope", "dumb-increment-protocol"]) as ws:
             assert ws.subprotocol == "dumb-increment-protocol"
             first = [int(await ws.recv()) for _ in range(3)]
             assert first == [first[0], first[0] + 1, first[0] + 2]
         # no Sec-WebSocket-Protocol: the vhost default (dumb-increment)
-        async with websockets.connect(url(server, "/")) as ws:
+        async with websockets.connect(server.ws_url("/")) as ws:
             assert ws.subprotocol is None
             assert int(await ws.recv()) >= 0
         # /echo is bound to echo by its callback:// mount
-        async with websockets.connect(url(server, "/echo")) as ws:
+        async with websockets.connect(server.ws_url("/echo")) as ws:
             await ws.send("e")
             assert await ws.recv() == "e"
     run(go())
@@ -77,7 +71,7 @@ def test_subprotocol_by_name_and_default(server):
 def test_dumb_increment_timing_and_reset(server):
     async def go():
         async with websockets.connect(
-                url(server, "/"), subprotocols=["dumb-increment-protocol"]) as ws:
+                server.ws_url("/"), subprotocols=["dumb-increment-protocol"]) as ws:
             t0 = time.monotonic()
             vals = [int(await ws.recv()) for _ in range(10)]
             dt = time.monotonic() - t0
@@ -94,7 +88,7 @@ def test_dumb_increment_timing_and_reset(server):
 
 def test_close_with_code_and_reason(server):
     async def go():
-        ws = await websockets.connect(url(server))
+        ws = await websockets.connect(server.ws_url("/echo"))
         await ws.close(4000, "done here")
         assert ws.close_code == 4000  # echoed
         assert ws.state.name == "CLOSED"
@@ -103,7 +97,7 @@ def test_close_with_code_and_reason(server):
 
 def test_ping_answered_with_pong(server):
     async def go():
-        async with websockets.connect(url(server)) as ws:
+        async with websockets.connect(server.ws_url("/echo")) as ws:
             waiter = await ws.ping(b"are you there")
             await asyncio.wait_for(waiter, 5)
     run(go())
@@ -142,7 +136,7 @@ def test_violation_closes_with_code(server, name, data, code):
     s.close()
     assert server.alive()
     async def still_echoing():
-        async with websockets.connect(url(server)) as ws:
+        async with websockets.connect(server.ws_url("/echo")) as ws:
             await ws.send("ok")
             assert await ws.recv() == "ok"
     run(still_echoing())
@@ -193,8 +187,6 @@ def test_byte_at_a_time(server):
 
 
 def test_frames_right_behind_the_handshake(server):
-    s, head = handshake(server.port, extra=b"")
-    s.close()
     import base64
     import os
     import socket
@@ -211,11 +203,7 @@ def test_frames_right_behind_the_handshake(server):
 
 
 def test_handshake_errors(server):
-    s, head = handshake(server.port, extra=b"")
-    s.close()
-    import socket
-    def raw(req):
-        return server.raw(req)
+    raw = server.raw
     r = raw(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 8\r\n"
             b"Connection: close\r\n\r\n")

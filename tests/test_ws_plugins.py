@@ -11,25 +11,19 @@ import time
 import pytest
 import websockets
 
+from conftest import arun as run
 from wsraw import frame, handshake, read_frame
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-def url(server, path="/"):
-    return "ws://127.0.0.1:%d%s" % (server.port, path)
-
 
 def test_dumb_increment_counters_are_per_connection(server):
     async def go():
-        async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]) as a:
+        async with websockets.connect(server.ws_url("/"), subprotocols=["dumb-increment-protocol"]) as a:
             for _ in range(5):
                 await a.recv()
-            async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]) as b:
+            async with websockets.connect(server.ws_url("/"), subprotocols=["dumb-increment-protocol"]) as b:
                 assert int(await b.recv()) < 2  # its own counter, from 0
                 assert int(await a.recv()) >= 5
     run(go())
@@ -37,7 +31,7 @@ def test_dumb_increment_counters_are_per_connection(server):
 
 def test_mirror_reaches_everyone(server):
     async def go():
-        conns = [await websockets.connect(url(server), subprotocols=["lws-mirror-protocol"])
+        conns = [await websockets.connect(server.ws_url("/"), subprotocols=["lws-mirror-protocol"])
                  for _ in range(3)]
         try:
             for i, c in enumerate(conns):
@@ -55,7 +49,7 @@ def test_mirror_reaches_everyone(server):
 
 def test_mirror_too_big_is_1009(server):
     async def go():
-        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as ws:
+        async with websockets.connect(server.ws_url("/"), subprotocols=["lws-mirror-protocol"]) as ws:
             await ws.send("x" * 300)
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.recv()
@@ -68,7 +62,7 @@ def test_mirror_slow_reader_never_blocks_the_others(server):
     slow, _ = handshake(server.port, "/", "lws-mirror-protocol", rcvbuf=2048)
 
     async def go():
-        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as fast:
+        async with websockets.connect(server.ws_url("/"), subprotocols=["lws-mirror-protocol"]) as fast:
             t0 = time.monotonic()
             for i in range(N):
                 msg = "%04d" % i + "m" * 250
@@ -148,8 +142,8 @@ def test_status_json_and_live_status(server):
     assert any(c["role"] == "http" for c in s["connections"])
 
     async def go():
-        async with websockets.connect(url(server), subprotocols=["dumb-increment-protocol"]):
-            async with websockets.connect(url(server), subprotocols=["lws-status"]) as ws:
+        async with websockets.connect(server.ws_url("/"), subprotocols=["dumb-increment-protocol"]):
+            async with websockets.connect(server.ws_url("/"), subprotocols=["lws-status"]) as ws:
                 s1 = json.loads(await ws.recv())
                 protos = [c["protocol"] for c in s1["connections"]]
                 assert "dumb-increment-protocol" in protos and "lws-status" in protos
@@ -171,7 +165,7 @@ def test_automatic_ping_and_close_without_pong(server_factory):
     assert time.monotonic() - t0 < 4
 
     async def answers_pings():
-        async with websockets.connect(url(srv, "/echo"), ping_interval=None) as ws:
+        async with websockets.connect(srv.ws_url("/echo"), ping_interval=None) as ws:
             await asyncio.sleep(3.5)  # websockets answers PINGs by itself
             await ws.send("still here")
             assert await ws.recv() == "still here"
@@ -184,7 +178,7 @@ def test_libwebsockets_test_client(server, tmp_path):
     """Debian's lws test client: dumb-increment counts, mirror circles
     reach a second (CPython) mirror client."""
     async def go():
-        async with websockets.connect(url(server), subprotocols=["lws-mirror-protocol"]) as watch:
+        async with websockets.connect(server.ws_url("/"), subprotocols=["lws-mirror-protocol"]) as watch:
             seen = []
 
             async def collect():

@@ -106,8 +106,7 @@ class Conn:
 
     def event(self, ev):
         try:
-            if ev & (_POLLERR | _POLLHUP) and self.cl is not None and \
-                    self.role.name == "client" and self.role.event_error(self):
+            if ev & (_POLLERR | _POLLHUP) and self.role.event_error(self):
                 return
             if ev & _POLLOUT:
                 if self.tx:

@@ -27,6 +27,8 @@ class Vhost:
         self.protocols = list(protocols)
         self.mounts = []
         self.options = options
+        #: lws redirect_http_to_https: True, or the TLS port to send to
+        self.to_https = options.get("redirect_http_to_https")
         self.tls_ctx = None
         if options.get("tls_cert") or options.get("tls_psk"):
             from .tls import server_context

@@ -26,3 +26,8 @@ class Role:
 
     def closed(self, c):
         pass
+
+    def event_error(self, c):
+        """POLLERR/POLLHUP: True if the role dealt with it (a client's
+        refused connect); else reading finds out what happened."""
+        return False

@@ -8,7 +8,8 @@ reason) as a value; nothing is raised into the loop.
 import socket
 import time
 from .. import log
-from .http import HttpError, _is_token, _bad_value, reason
+from . import Role
+from .http import HttpError, _is_token, _bad_value, chunk, reason
 
 _CONNECTING = const(0)
 _SOCKS = const(1)
@@ -81,7 +82,7 @@ class _BodySink:
         self.proto.on_client_http_body(c, data)
 
 
-class Client:
+class Client(Role):
     name = "client"
 
     # -- starting -------------------------------------------------------
@@ -212,11 +213,7 @@ class Client:
     # the request body API while _SENDING
 
     def write(self, c, data):
-        cl = c.cl
-        if cl.out_chunked:
-            c.send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
-        else:
-            c.send(data)
+        c.send(chunk(data) if c.cl.out_chunked else data)
 
     def complete(self, c):
         cl = c.cl
@@ -323,6 +320,7 @@ class Client:
                 return
             from .chunked import Dechunk
             cl.chunked = Dechunk()
+            cl.sink = _BodySink(c.proto)
         elif "content-length" in headers:
             v = headers["content-length"].split(",")[0].strip()
             if not v.isdigit():
@@ -371,7 +369,7 @@ class Client:
             if n < c.ctx.rx_buffer_size:
                 buf.append(0)  # not a full buffer: a line may end later
             try:
-                used = cl.chunked.feed(c, _BodySink(c.proto), buf, n)
+                used = cl.chunked.feed(c, cl.sink, buf, n)
             except HttpError as e:
                 self.fail(c, "bad chunked body: " + e.args[1])
                 return
@@ -465,14 +463,8 @@ class Client:
         self.fail(c, "connect timed out" if st == _CONNECTING else
                   "timed out waiting for the server")
 
-    def settle(self, c):
-        pass
-
     def failed(self, c):
         self.fail(c, "callback failed")
-
-    def close(self, c, code, reason):
-        c.drop()
 
     def closed(self, c):
         c.ah = None  # our own buffer, not the header pool's
@@ -567,29 +559,28 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     return c
 
 
-def _go(ctx, c, cl):
-    """Open (or take from the pool) the socket and register it."""
-    err = None
+def _go(ctx, c, cl, pooled=True):
+    """Open the socket (or take a kept-alive one) and register it."""
     s = None
-    if err is None and cl.kind == "http" and cl.proxy_addr is None:
+    if pooled and cl.kind == "http" and cl.proxy_addr is None:
         s = pool_get(ctx, cl.host, cl.port)
+    cl.reused = s is not None
     if s is not None:
         c.sock = s
-        cl.reused = True
-    elif err is None:
+    else:
         err = ROLE.start(c, cl, cl.host, cl.port)
-    if err:
-        # reported from the loop, after connect() has returned
-        t = []
-        t.append(ctx.every(0, lambda: (ctx.cancel(t[0]), ROLE.fail(c, err))))
-        return
+        if err:
+            # reported from the loop, after connect() has returned
+            t = []
+            t.append(ctx.every(0, lambda: (ctx.cancel(t[0]),
+                                           ROLE.fail(c, err))))
+            return
     ctx.conns[c.sock] = c
     ctx.poll.register(c.sock, _POLLOUT)
     c.mask = _POLLOUT
-    c.want_write = True  # writable: the connect has finished
+    c.want_write = not cl.reused  # writable: the connect has finished
     c.set_timeout(ctx.connect_timeout)
     if cl.reused:
-        c.want_write = False
         cl.state = _CONNECTING
         ROLE._request(c)
         c.update()
@@ -618,19 +609,7 @@ def reconnect(ctx, c, url, fresh=False):
     cl.chunked = None
     cl.carry = b""
     _setup(ctx, c, cl, url)
-    if fresh:
-        cl.reused = False
-        s_err = ROLE.start(c, cl, cl.host, cl.port)
-        if s_err:
-            ROLE.fail(c, s_err)
-            return
-        ctx.conns[c.sock] = c
-        ctx.poll.register(c.sock, _POLLOUT)
-        c.mask = _POLLOUT
-        c.want_write = True
-        c.set_timeout(ctx.connect_timeout)
-        return
-    _go(ctx, c, cl)
+    _go(ctx, c, cl, pooled=not fresh)
 
 
 def pool_put(ctx, c):

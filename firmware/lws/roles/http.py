@@ -1,6 +1,7 @@
 """The HTTP/1.1 server role (RFC 7230): request heads, bodies, responses."""
 import time
 from .. import log
+from . import Role
 
 _HEAD = const(0)     # waiting for a request head
 _REQ = const(1)      # a request is being served (body in, response out)
@@ -35,6 +36,11 @@ def reason(status):
     if i < 0:
         return "Unknown"
     return _REASONS[i + 5:_REASONS.find(b"\n", i + 1)].decode()
+
+
+def chunk(data):
+    """data framed as one chunk of a chunked body."""
+    return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
 
 
 class HttpError(Exception):
@@ -246,7 +252,7 @@ def _pick_vhost(vhosts, req):
     return vhosts[0]
 
 
-class Http:
+class Http(Role):
     """The HTTP role's operations; one instance serves every connection."""
 
     name = "http"
@@ -374,7 +380,7 @@ class Http:
         if log.level & 8:
             log.info("%r: %s %s", c, req.method, req.target)
         vh = req.vhost = _pick_vhost(c.vhosts, req)
-        to = vh.options.get("redirect_http_to_https")
+        to = vh.to_https
         if c.plain_on_tls or (to and not c.tls):
             from ..mounts import to_https
             to_https(c, req, vh, to)
@@ -495,10 +501,7 @@ class Http:
             raise ValueError("write before respond")
         if req.method == "HEAD" or not len(data):
             return
-        if req.out_chunked:
-            c.send(b"".join((b"%x\r\n" % len(data), data, b"\r\n")))
-        else:
-            c.send(data)
+        c.send(chunk(data) if req.out_chunked else data)
 
     def complete(self, c):
         req = c.req

@@ -8,6 +8,7 @@ import binascii
 import hashlib
 from .. import log
 from ..mask import unmask
+from . import Role
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -138,7 +139,6 @@ def upgrade_request(c, req, vh, m):
         raise HttpError(400, "upgrade request with a body")
     if upgrade(c, req, proto):
         c.req = None
-        c.state = 1  # the http role's request state, until the switch
         leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
         c.release_ah()
         if leftover:
@@ -159,7 +159,7 @@ def start_client(c, proto, left):
         ROLE.rx(c)
 
 
-class Ws:
+class Ws(Role):
     name = "ws"
 
     # -- role operations (see roles/http.py) -----------------------------
