@@ -144,6 +144,8 @@ def parse_head(head):
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HttpError(400, "malformed request line")
     m, target, ver = parts
+    if not _is_token(m):
+        raise HttpError(400, "bad method")
     if (len(ver) == 8 and ver[:5] == b"HTTP/" and ver[6] == 46
             and 48 <= ver[5] <= 57 and 48 <= ver[7] <= 57):
         if ver[5] != 49:
@@ -152,10 +154,8 @@ def parse_head(head):
         raise HttpError(505, "HTTP version not supported")
     else:
         raise HttpError(400, "bad HTTP version")
-    method = m.decode()
+    method = m.decode()  # a token: ASCII
     if method not in METHODS:
-        if not _is_token(m):
-            raise HttpError(400, "bad method")
         raise HttpError(501, "method not implemented")
     if min(target) <= 32 or max(target) >= 127 or b"#" in target:
         raise HttpError(400, "bad request target")
@@ -203,13 +203,13 @@ def parse_head(head):
             v = old + ", " + v
         headers[name] = v
     version = ver.decode()
+    if "host" not in headers and version != "HTTP/1.0":
+        # RFC 7230 5.4: even with an absolute-form target
+        raise HttpError(400, "HTTP/1.1 request without Host")
     if host is not None:
         headers["host"] = host
     host = headers.get("host")
-    if host is None:
-        if version != "HTTP/1.0":
-            raise HttpError(400, "HTTP/1.1 request without Host")
-    elif " " in host or "/" in host or "@" in host:
+    if host is not None and (" " in host or "/" in host or "@" in host):
         raise HttpError(400, "bad Host")
     return Request(method, target, version, headers)
 
@@ -337,10 +337,20 @@ class Http(Role):
         ah = c.ah
         n = c.n
         if ah[0] in (13, 10):
-            # RFC 7230 3.5: ignore empty lines before the request line
+            # RFC 7230 3.5: ignore empty lines (CRLF or LF) before the
+            # request line; a CR without its LF is no empty line
             i = 0
-            while i < n and ah[i] in (13, 10):
-                i += 1
+            while i < n:
+                if ah[i] == 10:
+                    i += 1
+                elif ah[i] == 13 and i + 1 < n and ah[i + 1] == 10:
+                    i += 2
+                elif ah[i] == 13 and i + 1 == n:
+                    break  # its LF may still come
+                else:
+                    break
+            if i < n and ah[i] == 13 and i + 1 < n:
+                raise HttpError(400, "bare CR before the request line")
             self._consume(c, i)
             n = c.n
             start = 0
@@ -359,7 +369,16 @@ class Http(Role):
         head = bytes(memoryview(ah)[:e])
         if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
-        req = parse_head(head)
+        try:
+            req = parse_head(head)
+        except HttpError:
+            raise
+        except MemoryError:
+            raise HttpError(503, "out of memory")
+        except Exception as e:
+            # whatever a malformed head makes the parser trip over is
+            # the client's fault: a 400, never a traceback
+            raise HttpError(400, "malformed request head (%s)" % e)
         self._consume(c, end)
         self._request(c, req)
 
