@@ -16,7 +16,10 @@ _MIME = ("\nhtml text/html\nhtm text/html\ncss text/css\n"
          "wasm application/wasm\npdf application/pdf\nzip application/zip\n"
          "gz application/gzip\nmp3 audio/mpeg\nmp4 video/mp4\n"
          "woff font/woff\nwoff2 font/woff2\nttf font/ttf\n")
+_S_IFMT = const(0xF000)
 _S_IFDIR = const(0x4000)
+_S_IFREG = const(0x8000)
+_S_IFLNK = const(0xA000)
 _BURST = const(4)
 _CACHED = const(8)
 
@@ -54,6 +57,53 @@ def safe_relpath(sub):
         if seg and seg != ".":
             out.append(seg)
     return "/".join(out)
+
+
+def _realdir(p):
+    """The real path of folder p (symlinks resolved), or None when p is
+    no folder. The port has no realpath(); getcwd() resolves."""
+    cwd = os.getcwd()
+    try:
+        os.chdir(p)
+        return os.getcwd()
+    except OSError:
+        return None
+    finally:
+        os.chdir(cwd)
+
+
+def _inside(m, rel):
+    """True if no part of rel under the mount's folder is a symlink; with
+    m.follow_symlinks, links to folders are followed when their real path
+    lies inside the mount's folder (where a link to a file leads, this
+    port cannot tell: those are never served). Only POSIX file systems
+    (the unix port) have links; a board's FAT or LittleFS has none."""
+    if not rel or not hasattr(os, "VfsPosix"):
+        return True
+    d = m.target
+    for seg in rel.split("/"):
+        e = None
+        for e in os.ilistdir(d):
+            if e[0] == seg:
+                break
+        else:
+            return True  # not there: stat() answers 404
+        d = d + "/" + seg
+        t = e[1]
+        if t == _S_IFLNK or (t != _S_IFDIR and t != _S_IFREG and
+                             len(e) > 2 and os.stat(d)[1] != e[2]):
+            # a link (where the file system does not tell the type, its
+            # entry and what stat() reaches are different inodes)
+            if not m.follow_symlinks:
+                return False
+            real = _realdir(d)
+            root = m.real_root
+            if root is None:
+                root = m.real_root = _realdir(m.target) or m.target
+            if real is None or not (real == root or
+                                    real.startswith(root.rstrip("/") + "/")):
+                return False
+    return True
 
 
 def parse_range(v, size):
@@ -99,30 +149,39 @@ class FileServe(Protocol):
                           "Allowed</h1></body></html>\n")
             return
         rel = safe_relpath(req.subpath)
+        if not m.dotfiles and (rel.startswith(".") or "/." in rel):
+            c.send_error(404)  # hidden: .env, .git/...
+            return
         path = m.target + "/" + rel if rel else m.target
         try:
             st = os.stat(path)
             if st[0] & _S_IFDIR:
                 if not req.path.endswith("/"):
+                    if not _inside(m, rel):
+                        raise OSError(2)
                     loc = req.path + "/"
                     if req.query:
                         loc += "?" + req.query
                     c.respond(301, {"Location": loc}, "")
                     return
                 path = path + "/" + m.default
+                rel = rel + "/" + m.default if rel else m.default
                 st = os.stat(path)
-                if st[0] & _S_IFDIR:
-                    raise OSError(2)
+            if st[0] & _S_IFMT != _S_IFREG:
+                raise OSError(2)  # only regular files: no fifo, no device
         except OSError:
             c.send_error(404)
             return
-        self.serve(c, req, path, st[6], st[8])
+        self.serve(c, req, path, st[6], st[8], rel)
 
-    def _meta(self, path, size, mtime, m):
+    def _meta(self, path, size, mtime, m, rel):
         """(etag, Last-Modified, header lines, MIME type) of a file, kept
-        for a few files while their mtime and size stay the same."""
+        for a few files while their mtime and size stay the same; None
+        when the path leads outside the mount (checked once per entry)."""
         e = self._cache.get(path)
         if e is None or e[0] != mtime or e[1] != size or e[2] is not m:
+            if not _inside(m, rel):
+                return None
             etag = '"%x-%x"' % (mtime, size)
             lm = http_date(mtime)
             h = "Accept-Ranges: bytes\r\nETag: " + etag + "\r\n"
@@ -136,8 +195,12 @@ class FileServe(Protocol):
                                      mime_type(path, m.extra_mimetypes))
         return e
 
-    def serve(self, c, req, path, size, mtime):
-        _, _, _, etag, lm, h, ctype = self._meta(path, size, mtime, req.mount)
+    def serve(self, c, req, path, size, mtime, rel):
+        e = self._meta(path, size, mtime, req.mount, rel)
+        if e is None:
+            c.send_error(404)
+            return
+        _, _, _, etag, lm, h, ctype = e
         hd = req.headers
         inm = hd.get("if-none-match")
         if (inm is not None and (inm == "*" or etag in inm)) or (

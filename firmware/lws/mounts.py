@@ -7,12 +7,19 @@ from .protocol import Protocol
 class Mount:
     """mountpoint + origin: 'file://folder', 'callback://protocol-name',
     or 'http(s)://...' for a redirect (lws LWSMPRO_REDIR_HTTP(S)).
+
+    file:// mounts serve regular files inside the folder only: names
+    starting with a dot are hidden unless dotfiles=True; symlinks are
+    not followed unless follow_symlinks=True, and then only to folders
+    whose real path lies inside the mount's folder.
     """
 
     _files = None  # the file server, imported at first use
+    real_root = None
 
     def __init__(self, mountpoint, origin, default="index.html",
-                 cache_max_age=0, extra_mimetypes=None):
+                 cache_max_age=0, extra_mimetypes=None, dotfiles=False,
+                 follow_symlinks=False):
         if not mountpoint.startswith("/"):
             raise ValueError("mountpoint must start with /")
         self.mountpoint = mountpoint.rstrip("/")
@@ -20,6 +27,8 @@ class Mount:
         self.default = default
         self.cache_max_age = cache_max_age
         self.extra_mimetypes = extra_mimetypes
+        self.dotfiles = dotfiles
+        self.follow_symlinks = follow_symlinks
         scheme, _, rest = origin.partition("://")
         if scheme == "file":
             self.target = rest.rstrip("/") or "/"
