@@ -3,22 +3,27 @@ import sys
 
 _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
-        [--ping SECS] [--tls-port PORT --cert CERT --key KEY]"""
+        [--ping SECS] [--tls-port PORT --cert CERT --key KEY]
+        [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
-         "tls-port": None, "cert": None, "key": None}
-    alias = {"-p": "port", "-i": "iface", "-d": "debug"}
+         "tls-port": None, "cert": None, "key": None, "o": []}
+    alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
     while i < len(argv):
         a = argv[i]
         k = alias.get(a, a[2:] if a.startswith("--") else None)
-        if k not in o or i + 1 >= len(argv):
+        if k not in o or i + 1 >= len(argv) or \
+                k == "o" and "=" not in argv[i + 1]:
             print(_USAGE)
             sys.exit(1 if a not in ("-h", "--help") else 0)
-        o[k] = argv[i + 1]
+        if k == "o":
+            o[k].append(argv[i + 1].split("=", 1))
+        else:
+            o[k] = argv[i + 1]
         i += 2
     return o
 
@@ -49,6 +54,8 @@ def main(argv=None):
         opts["ws_ping_pong_interval"] = float(o["ping"])
     if o["header-data"] is not None:
         opts["max_http_header_data"] = int(o["header-data"])
+    for k, v in o["o"]:
+        opts[k] = float(v) if "." in v else int(v)
     if o["docroot"]:
         mounts = [lws.Mount("/", "file://" + o["docroot"])]
         protocols = []

@@ -34,3 +34,197 @@ def test_lf_only_empty_lines_still_ignored(server):
     data = server.raw(b"\n\r\nGET /t/info HTTP/1.1\r\nHost: x\r\n"
                       b"Connection: close\r\n\r\n")
     assert status_of(data) == 200
+
+
+# -- a handful of clients must not lock everyone out --------------------------
+
+
+def served_within(port, secs, path="/t/info"):
+    """Seconds a new client waits for a complete answer (None: not served)."""
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=secs) as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+                      b"\r\n\r\n" % path.encode())
+            data = recv_all(s)
+    except OSError:
+        return None
+    if not data.startswith(b"HTTP/1.1 200"):
+        return None
+    return time.monotonic() - t0
+
+
+def eof_within(s, secs):
+    """True if the peer closes s within secs (whatever it sent before)."""
+    s.settimeout(secs)
+    try:
+        while s.recv(65536):
+            pass
+    except socket.timeout:
+        return False
+    except OSError:
+        pass  # reset
+    return True
+
+
+def test_silent_connection_flood(server_factory):
+    """300 connections that send nothing (max_connections is 64): the
+    longest waiter is cut for each new one, so a real client gets in."""
+    srv = server_factory()
+    idle = []
+    try:
+        for _ in range(300):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", srv.port))
+            idle.append(s)
+        time.sleep(0.5)
+        for _ in range(3):
+            took = served_within(srv.port, 10)
+            assert took is not None and took < 2, took
+    finally:
+        for s in idle:
+            s.close()
+    assert srv.alive()
+
+
+def test_silent_connection_has_a_short_timeout(server_factory):
+    srv = server_factory(args=["-o", "head_timeout=1"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        t0 = time.monotonic()
+        assert recv_all(s) == b""
+        assert 0.7 <= time.monotonic() - t0 <= 2.5
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n")  # begun, never finished: a 408
+        t0 = time.monotonic()
+        assert recv_all(s).startswith(b"HTTP/1.1 408")
+        assert 0.7 <= time.monotonic() - t0 <= 2.5
+
+
+def test_default_head_timeout_is_short(server_factory):
+    srv = server_factory()  # timeout_secs 20, head_timeout 5
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
+        t0 = time.monotonic()
+        assert recv_all(s) == b""
+        assert 4 <= time.monotonic() - t0 <= 7
+
+
+def test_silent_websockets_are_cut(server_factory):
+    """max_connections silent WebSockets (they never answer a PING) are
+    cut after ws_idle_timeout and the PING's wait; one that answers stays."""
+    import asyncio
+    import websockets
+    from conftest import arun
+    from wsraw import handshake
+    srv = server_factory(args=["-d", "15", "-o", "max_connections=8",
+                               "-o", "ws_idle_timeout=1",
+                               "-o", "ws_close_timeout=1"])
+
+    async def alive_client():
+        async with websockets.connect(srv.ws_url("/echo"),
+                                      ping_interval=None) as ws:
+            socks = [handshake(srv.port, "/echo")[0] for _ in range(7)]
+            try:
+                # full: nobody else gets in (every place is an open socket)
+                assert served_within(srv.port, 0.5) is None
+                await asyncio.sleep(4)  # websockets answers the PINGs
+                await ws.send("still here")
+                assert await ws.recv() == "still here"
+                for s in socks:  # the silent ones were hung up on
+                    assert eof_within(s, 1)
+            finally:
+                for s in socks:
+                    s.close()
+    arun(alive_client(), 20)
+    took = served_within(srv.port, 5)
+    assert took is not None and took < 1
+    assert "no pong" in srv.log()
+
+
+def test_reader_that_stopped_is_dropped(server_factory):
+    """A client that reads its response at 1 byte/s is cut off once a
+    send has made no progress for send_timeout."""
+    srv = server_factory(args=["-o", "send_timeout=2"])
+    total = 20000 * 4096
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", srv.port))
+    s.settimeout(10)
+    s.sendall(b"GET /t/stream?n=20000&size=4096 HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in range(5):
+        s.recv(1)
+        time.sleep(1)
+    got = 0
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    assert got < total  # cut off: the rest never came
+    assert srv.alive()
+
+
+# -- TLS: half-sent hellos hold no handshake slot ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_srv(tmp_path_factory):
+    from lwstool.certs import make_cert
+    from test_tls import start_tls_server
+    d = tmp_path_factory.mktemp("tlsh")
+    cert, key, _ = make_cert(d / "good")
+    srv = start_tls_server(d, cert, key, timeout="20")
+    srv.cert = cert
+    yield srv
+    srv.stop()
+
+
+def test_half_sent_hellos_hold_no_handshake_slot(tls_srv):
+    """max_tls_handshakes is 2: three clients that send half a
+    ClientHello and stop must not stall anyone's handshake."""
+    from test_tls import client_hello, https_get
+    hello = client_hello()
+    halves = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", tls_srv.tls_port))
+        s.sendall(hello[:len(hello) // 2])
+        halves.append(s)
+    time.sleep(0.3)
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            st, _, _ = https_get(tls_srv.tls_port, "/t/info", tls_srv.cert,
+                                 timeout=5)
+            assert st == 200 and time.monotonic() - t0 < 1.5
+    finally:
+        for s in halves:
+            s.close()
+
+
+@pytest.mark.parametrize("first", [
+    b"\x16" + bytes(range(200, 250)),         # 0x16, then no TLS version
+    b"\x16\x03\x01\x00\x30\x02" + b"\x00" * 48,  # a handshake, no hello
+    b"\x00\x01\x02\x03",                       # neither TLS nor HTTP
+    b"\xff" * 64,
+], ids=["bad-version", "not-client-hello", "binary", "ff"])
+def test_what_cannot_be_a_hello_is_closed_at_once(tls_srv, first):
+    from test_tls import closed_within
+    with socket.create_connection(("127.0.0.1", tls_srv.tls_port)) as s:
+        s.sendall(first)
+        took = closed_within(s, 3)
+        assert took is not None and took < 0.8, took
+    assert tls_srv.alive()
+
+
+def test_stalled_handshake_cut_before_timeout_secs(tls_srv):
+    """A whole ClientHello, then silence: cut after tls_handshake_timeout
+    (5 s), well before timeout_secs (20 s)."""
+    from test_tls import client_hello, closed_within
+    with socket.create_connection(("127.0.0.1", tls_srv.tls_port)) as s:
+        s.sendall(client_hello())
+        took = closed_within(s, 10)
+        assert took is not None and 3.5 < took < 7, took

@@ -42,6 +42,9 @@ class Conn:
     err = None
     #: the TCP socket under a TLS one
     raw = None
+    #: since when a send has waited for the socket (send_timeout); None
+    #: while nothing waits
+    tx_t = None
     plain_on_tls = False
     want_write = False
     rx_paused = False
@@ -55,6 +58,8 @@ class Conn:
         self.role = role
         self.state = 0
         self.deadline = 0
+        #: when it began waiting for a request head (Role.waiting_since)
+        self.since = time.ticks_ms()
 
     def __repr__(self):
         """'<conn 127.0.0.1:40000>', the peer's address."""
@@ -99,6 +104,8 @@ class Conn:
     def callback_on_writable(self):
         """Ask for the writeable callback when the socket can take data."""
         if not self.closed:
+            if not self.want_write and not self.tx:
+                self.tx_t = time.ticks_ms()
             self.want_write = True
             self.update()
 
@@ -109,6 +116,7 @@ class Conn:
             if ev & (_POLLERR | _POLLHUP) and self.role.event_error(self):
                 return
             if ev & _POLLOUT:
+                self.tx_t = time.ticks_ms()  # the socket takes data
                 if self.tx:
                     self._flush()
                 if not self.tx and self.want_write and not self.closed:
@@ -154,6 +162,8 @@ class Conn:
             n = 0
         if n < len(data):
             self.tx = [bytes(memoryview(data)[n:])]
+            if not self.want_write:
+                self.tx_t = time.ticks_ms()
             self.update()
 
     def _flush(self):

@@ -14,6 +14,9 @@ _POLLHUP = const(16)
 _EAGAIN = const(11)
 _TIMER_MS = const(250)
 _ACCEPT_BURST = const(8)
+_EVICT_MS = const(50)  # a new connection gets this long to start its head
+_FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+         b"Connection: close\r\nContent-Length: 0\r\n\r\n")
 
 
 class Vhost:
@@ -70,15 +73,22 @@ class Context:
     Limits are keyword arguments with lws's names and defaults.
     """
 
-    #: network inactivity timeout, and the time a request head may take
+    #: network inactivity timeout (bodies, responses, client connections)
     timeout_secs = 20
+    #: seconds a new connection may stay silent, and then take to send its
+    #: whole request head (at most timeout_secs); slow ones get a 408
+    head_timeout = 5
     #: idle time allowed between keep-alive requests
     keepalive_timeout = 5
+    #: seconds a send may make no progress (a peer that stopped reading)
+    #: before the connection is dropped
+    send_timeout = 10
     #: the largest request head (request line + headers) accepted
     max_http_header_data = 4096
     #: header buffers in use at once (lws default 16; 4 fits a board heap)
     max_http_header_pool = 4
-    #: open connections; more wait in the listen backlog
+    #: open connections; when full, a new one takes the place of the one
+    #: that has waited longest for its request head, else gets a 503
     max_connections = 64
     #: bytes read from a file per write when serving mounts
     file_chunk = 1460
@@ -89,12 +99,17 @@ class Context:
     ws_ping_pong_interval = 0
     #: seconds to wait for the peer's answer to our close frame
     ws_close_timeout = 5
+    #: with no ping interval: seconds a WebSocket may stay silent, then a
+    #: PING, and no answer within ws_close_timeout hangs up (0: forever)
+    ws_idle_timeout = 30
     #: close text messages that are not UTF-8 with 1007 (lws VALIDATE_UTF8)
     ws_validate_utf8 = True
     #: TLS handshakes in progress at once; more connections wait (each
     #: handshake takes several KB of heap)
     max_tls_handshakes = 2
     tls_handshakes = 0
+    #: seconds a TLS handshake may take (at most timeout_secs)
+    tls_handshake_timeout = 5
     #: seconds a client connection may take to connect
     connect_timeout = 20
     #: bytes read at once by WebSocket, raw and client connections
@@ -107,6 +122,9 @@ class Context:
             if not hasattr(self, k):
                 raise ValueError("unknown option " + k)
             setattr(self, k, options[k])
+        self.head_timeout = min(self.head_timeout, self.timeout_secs)
+        self.tls_handshake_timeout = min(self.tls_handshake_timeout,
+                                         self.timeout_secs)
         if log_level is not None:
             log.set_level(log_level)
         if vhosts is None:
@@ -116,7 +134,6 @@ class Context:
         self.poll = select.poll()
         self.conns = {}
         self._listen = {}
-        self._paused = False
         self._ah_free = []
         self._ah_count = 0
         self._ah_wait = []
@@ -156,15 +173,16 @@ class Context:
     def _accept(self, ls):
         vhosts = self._listen[ls]
         for _ in range(_ACCEPT_BURST):
-            if len(self.conns) >= self.max_connections:
-                self._pause(True)
-                return
             try:
                 s, addr = ls.accept()
             except OSError as e:
                 if e.args[0] != _EAGAIN:
                     log.warn("accept: %s", e)
                 return
+            if len(self.conns) >= self.max_connections and \
+                    not self._evict():
+                self._refuse(s, vhosts[0].tls_ctx is None)
+                continue
             s.setblocking(False)
             try:
                 s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
@@ -176,7 +194,7 @@ class Context:
                     c = Conn(self, s, addr, vhosts, SNIFF)
                     self.conns[s] = c
                     self.poll.register(s, 0)
-                    c.set_timeout(self.timeout_secs)
+                    c.set_timeout(self.head_timeout)
                     c.update()
                     continue
                 c = Conn(self, s, addr, vhosts, http.ROLE)
@@ -186,17 +204,40 @@ class Context:
             except MemoryError:
                 # a full heap refuses this one connection, nothing else
                 self.conns.pop(s, None)
-                s.close()
                 gc.collect()
                 log.warn("heap full: connection refused")
+                self._refuse(s, vhosts[0].tls_ctx is None)
                 return
 
-    def _pause(self, on):
-        if on != self._paused:
-            self._paused = on
-            for s in self._listen:
-                self.poll.modify(s, 0 if on else _POLLIN)
-            log.info("accepting %s", "paused" if on else "resumed")
+    def _refuse(self, s, plain):
+        """No room: a 503 (plain HTTP ports) and close, at once."""
+        log.info("full: connection refused")
+        try:
+            if plain:
+                s.send(_FULL)
+        except OSError:
+            pass
+        s.close()
+
+    def _evict(self):
+        """Full: cut the connection that has waited longest (_EVICT_MS at
+        least) without sending a complete request head, so that a new one
+        gets its place: idle or silent clients cannot lock others out.
+        False if none waits."""
+        old = None
+        now = time.ticks_ms()
+        t0 = time.ticks_add(now, -_EVICT_MS)
+        for c in self.conns.values():
+            t = c.role.waiting_since(c)
+            if t is not None and time.ticks_diff(t, t0) <= 0:
+                old, t0 = c, t
+        if old is None:
+            return False
+        log.info("%r: full, cutting the longest waiting connection", old)
+        old.role.timeout(old)
+        if not old.closed:
+            old.drop()
+        return True
 
     def _closed(self, c):
         """A connection has gone: forget it, hand on its resources."""
@@ -209,8 +250,6 @@ class Context:
                 pass
         if c in self._ah_wait:
             self._ah_wait.remove(c)
-        if self._paused and len(self.conns) < self.max_connections:
-            self._pause(False)
 
     # -- the header pool (lws "ah") --------------------------------------
 
@@ -329,9 +368,15 @@ class Context:
                     log.exc(e, "timer callback")
         if time.ticks_diff(now, self._timer) >= _TIMER_MS:
             self._timer = now
+            stuck = self.send_timeout * 1000
             for c in list(conns.values()):
                 d = c.deadline
-                if d is not None and time.ticks_diff(now, d) >= 0:
+                t = c.tx_t
+                if t is not None and (c.tx or c.want_write) and \
+                        time.ticks_diff(now, t) >= stuck:
+                    log.info("%r: send made no progress: dropped", c)
+                    c.drop()
+                elif d is not None and time.ticks_diff(now, d) >= 0:
                     c.timed_out()
         return n
 

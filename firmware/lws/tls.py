@@ -6,6 +6,7 @@ writes) is converted here, so whatever a user hands over loads, or fails
 with a message that says how to convert it.
 """
 import binascii
+import time
 from . import log
 from .roles import Role
 
@@ -144,39 +145,76 @@ def psk_available():
     return hasattr(tls.SSLContext(tls.PROTOCOL_TLS_SERVER), "server_psk_keys")
 
 
+_PEEK = const(1024)      # of a ClientHello, needed before a handshake slot
+_PEEK_WAIT = const(1)    # sniffing: waiting for more of the hello
+
+
 class Sniff(Role):
-    """The role of a new connection on a TLS port until its first byte
-    says what it speaks: a TLS handshake (wrap it), or plain HTTP (a 301
-    to https when the vhost redirects, else a 400)."""
+    """The role of a new connection on a TLS port until its first bytes
+    say what it speaks: a TLS ClientHello (wrap it), or plain HTTP (a 301
+    to https when the vhost redirects, else a 400). Anything else is
+    closed at once, and a hello must have arrived (its first KB at least)
+    before it takes one of the max_tls_handshakes slots, so half-sent
+    hellos hold no slot."""
 
     name = "tls"
 
     def wants_rx(self, c):
-        return c.ctx.tls_handshakes < c.ctx.max_tls_handshakes
+        return c.state != _PEEK_WAIT and \
+            c.ctx.tls_handshakes < c.ctx.max_tls_handshakes
+
+    def waiting_since(self, c):
+        return c.since
+
+    def timeout(self, c):
+        if c.state == _PEEK_WAIT and time.ticks_diff(
+                time.ticks_ms(), c.since) < c.ctx.head_timeout * 1000:
+            c.state = 0  # look at what has come since
+            c.update()
+            c.set_timeout(c.ctx.head_timeout)
+            return
+        c.drop()
 
     def rx(self, c):
         from .roles import http
         try:
-            first = c.sock.recv(1, 2)  # MSG_PEEK
+            head = c.sock.recv(_PEEK, 2)  # MSG_PEEK
         except OSError:
             c.drop()
             return
-        if not first:
+        if not head:
             c.drop()
             return
         vh = c.vhosts[0]
         ctx = c.ctx
-        if first[0] == _HANDSHAKE and \
-                ctx.tls_handshakes >= ctx.max_tls_handshakes:
+        b0 = head[0]
+        if b0 != _HANDSHAKE:
+            if 65 <= b0 <= 90:  # A-Z: a method: plain HTTP
+                c.role = http.ROLE
+                c.plain_on_tls = True
+                log.info("%r: plain HTTP on a TLS port", c)
+                http.ROLE.start(c)
+            else:
+                log.info("%r: neither TLS nor HTTP: closed", c)
+                c.drop()
+            return
+        n = len(head)
+        if n >= 2 and head[1] != 3 or n >= 6 and head[5] != 1:
+            # record version 3.x, handshake type 1 (ClientHello)
+            log.info("%r: not a TLS ClientHello: closed", c)
+            c.drop()
+            return
+        need = min(5 + (head[3] << 8 | head[4]), _PEEK) if n >= 5 else 6
+        if n < need:
+            # poll would wake us at once for the bytes already here: look
+            # again at the next timer tick
+            c.state = _PEEK_WAIT
+            c.deadline = time.ticks_ms()
+            return
+        if ctx.tls_handshakes >= ctx.max_tls_handshakes:
             # accepted while slots were free, but others took them first:
             # wait (the update after this event stops reading) until
             # tls_handshake_done() wakes us
-            return
-        if first[0] != _HANDSHAKE:
-            c.role = http.ROLE
-            c.plain_on_tls = True
-            log.info("%r: plain HTTP on a TLS port", c)
-            http.ROLE.start(c)
             return
         poll_room(ctx)
         try:
@@ -197,6 +235,7 @@ class Sniff(Role):
         c.handshaking = True
         c.role = http.ROLE
         http.ROLE.start(c)
+        c.set_timeout(ctx.tls_handshake_timeout)
 
 
 SNIFF = Sniff()

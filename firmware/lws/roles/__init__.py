@@ -27,6 +27,11 @@ class Role:
     def closed(self, c):
         pass
 
+    def waiting_since(self, c):
+        """When c began waiting for a request head (ticks_ms), or None if
+        it is not waiting: a full server cuts the longest waiter."""
+        return None
+
     def event_error(self, c):
         """POLLERR/POLLHUP: True if the role dealt with it (a client's
         refused connect); else reading finds out what happened."""

@@ -579,6 +579,7 @@ def _go(ctx, c, cl, pooled=True):
     ctx.poll.register(c.sock, _POLLOUT)
     c.mask = _POLLOUT
     c.want_write = not cl.reused  # writable: the connect has finished
+    c.tx_t = None  # connect_timeout bounds the connect, not send_timeout
     c.set_timeout(ctx.connect_timeout)
     if cl.reused:
         cl.state = _CONNECTING

@@ -259,8 +259,11 @@ class Http(Role):
 
     def start(self, c):
         c.state = _HEAD
-        c.set_timeout(c.ctx.timeout_secs)
+        c.set_timeout(c.ctx.head_timeout)
         c.update()
+
+    def waiting_since(self, c):
+        return c.since if c.state == _HEAD else None
 
     def wants_rx(self, c):
         st = c.state
@@ -286,10 +289,6 @@ class Http(Role):
                 return
             c.ah = ah
             c.n = 0
-        if st == _HEAD and c.n == 0 and not c.handshaking:
-            # the whole head must arrive within timeout_secs (slowloris);
-            # a TLS handshake gets no more time than that either
-            c.set_timeout(c.ctx.timeout_secs)
         n = c.recv_into(memoryview(c.ah)[c.n:])
         if n is None:
             return
@@ -298,6 +297,10 @@ class Http(Role):
             return
         if c.handshaking:
             c.ctx.tls_handshake_done(c)
+        if st == _HEAD and c.n == 0:
+            # from its first byte the whole head must come within
+            # head_timeout (slowloris)
+            c.set_timeout(c.ctx.head_timeout)
         c.n += n
         try:
             if st == _HEAD:
@@ -579,6 +582,8 @@ class Http(Role):
                 c.set_timeout(c.ctx.timeout_secs)
                 continue
             c.state = _HEAD
+            c.since = time.ticks_ms()
+            c.set_timeout(c.ctx.head_timeout)
             if c.n:
                 try:
                     self._head(c, 0)

@@ -78,6 +78,7 @@ class State:
     client = False    # our frames are masked, the peer's must not be
     peer_closed = False
     ping_sent = False
+    heard = False     # something arrived since the last silence check
     close_code = 1005
     close_reason = b""
 
@@ -168,15 +169,25 @@ class Ws(Role):
         return c.ws.status != _DONE
 
     def idle(self, c):
-        """Ping timer, or no deadline at all (lws: WebSockets may idle)."""
-        iv = c.ctx.ws_ping_pong_interval
+        """Arm the silence check: every ws_ping_pong_interval, else every
+        ws_idle_timeout; no deadline when both are 0."""
+        ctx = c.ctx
+        iv = ctx.ws_ping_pong_interval or ctx.ws_idle_timeout
         if iv:
             c.set_timeout(iv)
         else:
             c.deadline = None
 
     def timeout(self, c):
+        """The silence check (reads only mark the connection as heard, so
+        the hot path sets no timer): silent for a whole interval, a PING;
+        still silent after it, hang up."""
         ws = c.ws
+        if ws.status == _OPEN and (ws.heard or c.rx_paused):
+            ws.heard = False  # alive (or not being read): check again
+            ws.ping_sent = False
+            self.idle(c)
+            return
         if ws.status != _OPEN or ws.ping_sent:
             log.info("%r: %s", c, "no close from the peer"
                      if ws.status != _OPEN else "no pong: hanging up")
@@ -184,7 +195,8 @@ class Ws(Role):
             return
         ws.ping_sent = True
         self.send(c, OP_PING, b"")
-        c.set_timeout(c.ctx.ws_ping_pong_interval)
+        ctx = c.ctx
+        c.set_timeout(ctx.ws_ping_pong_interval or ctx.ws_close_timeout)
 
     def writable(self, c):
         if c.ws.status == _OPEN:
@@ -264,9 +276,7 @@ class Ws(Role):
             return
         if ws.status == _FAILED:
             return  # draining until the peer goes
-        if ws.status == _OPEN and ctx.ws_ping_pong_interval:
-            ws.ping_sent = False
-            c.set_timeout(ctx.ws_ping_pong_interval)
+        ws.heard = True
         try:
             self.parse(c, buf, k + n)
         except WsError as e:
@@ -438,7 +448,6 @@ class Ws(Role):
             if ws.status == _OPEN:
                 self.send(c, OP_PONG, data)
         elif op == OP_PONG:
-            ws.ping_sent = False
             c.proto.on_receive_pong(c, data)
         else:
             self.peer_close(c, ws, data)
