@@ -123,6 +123,10 @@ class Conn:
                     self.want_write = False
                     self.role.writable(self)
             if ev & (_POLLIN | _POLLHUP) and not self.closed:
+                if ev & _POLLHUP and (self.rx_paused or
+                                      not self.role.wants_rx(self)):
+                    self.drop()  # hung up while we were not reading
+                    return
                 self.role.rx(self)
             elif ev & _POLLERR:
                 self.drop()
@@ -131,12 +135,17 @@ class Conn:
                 self.role.settle(self)
                 self.update()
         except Exception as e:
-            if isinstance(e, MemoryError):
-                import gc
-                gc.collect()
             try:
-                log.exc(e, "%r: closing after error", self)
+                if isinstance(e, MemoryError):
+                    import gc
+                    gc.collect()
+                    log.warn("%r: heap full: closing", self)
+                else:
+                    log.exc(e, "%r: closing after error", self)
                 self.role.failed(self)
+                if not self.closed:
+                    self.role.settle(self)  # e.g. close once the 500 is out
+                    self.update()
             except Exception:
                 self.drop()
 

@@ -114,6 +114,12 @@ class Context:
     connect_timeout = 20
     #: bytes read at once by WebSocket, raw and client connections
     rx_buffer_size = 4096
+    #: free heap a new connection needs; short of it the connection gets
+    #: a 503 and the others go on
+    heap_reserve = 4096
+    #: free heap a WebSocket upgrade needs (it stays): short of it a 503,
+    #: while plain requests are still served
+    heap_reserve_ws = 8192
     _rx = None
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
@@ -141,6 +147,7 @@ class Context:
         self._stop = False
         self._timer = time.ticks_ms()
         self._timers = []
+        self._free = gc.mem_free()
         self._pool = []  # kept-alive client sockets
         self._more = []  # TLS connections with data left in mbedTLS
         # the buffers every server needs, taken while the heap is whole
@@ -150,6 +157,31 @@ class Context:
         self._ah_count = 1
         for vh in self.vhosts:
             self._bind(vh)
+        self._presize()
+
+    def _presize(self):
+        """Grow the socket table and the poll set to their full size now,
+        while the heap is whole: growing them under load takes blocks that
+        a fragmented heap may no longer have. (Neither shrinks again.)
+
+        On the unix port poll also keeps an array of file descriptors;
+        when it grows by moving, MicroPython (extmod/modselect.c,
+        poll_set_add_fd) also "moves" the NULL pointer of every member
+        without a descriptor, such as a TLS socket, and the next poll
+        crashes the process: grown now, it never moves below that many
+        (the 32 spare are for client connections)."""
+        import sys
+        posix = sys.platform in ("linux", "darwin")
+        n = self.max_connections + len(self._listen) + (32 if posix else 2)
+        keys = range(1 << 20, (1 << 20) + n)  # plain numbers, never polled
+        for k in keys:
+            self.conns[k] = None
+            if posix:
+                self.poll.register(k, 0)
+        for k in keys:
+            del self.conns[k]
+            if posix:
+                self.poll.unregister(k)
 
     # -- listen sockets ------------------------------------------------
 
@@ -180,7 +212,7 @@ class Context:
                     log.warn("accept: %s", e)
                 return
             if len(self.conns) >= self.max_connections and \
-                    not self._evict():
+                    not self._evict() or not self.heap_ok(self.heap_reserve):
                 self._refuse(s, vhosts[0].tls_ctx is None)
                 continue
             s.setblocking(False)
@@ -208,6 +240,19 @@ class Context:
                 log.warn("heap full: connection refused")
                 self._refuse(s, vhosts[0].tls_ctx is None)
                 return
+
+    def heap_ok(self, n):
+        """True if n bytes of heap are free: the count the loop takes at
+        every tick, less what was handed out since; when that looks
+        short, counted again after a collection (garbage counts as used
+        until then)."""
+        if self._free < n:
+            gc.collect()
+            self._free = gc.mem_free()
+            if self._free < n:
+                return False
+        self._free -= n  # a burst of arrivals within one tick adds up
+        return True
 
     def _refuse(self, s, plain):
         """No room: a 503 (plain HTTP ports) and close, at once."""
@@ -334,6 +379,16 @@ class Context:
 
         Returns the number of events handled.
         """
+        try:
+            return self._service(timeout_ms)
+        except MemoryError:
+            # outside any one connection (accept, the timers): the loop
+            # goes on; a connection's own fails that connection alone
+            gc.collect()
+            log.warn("heap full in the loop")
+            return 0
+
+    def _service(self, timeout_ms):
         n = 0
         conns = self.conns
         if self._timers:
@@ -368,15 +423,27 @@ class Context:
                     log.exc(e, "timer callback")
         if time.ticks_diff(now, self._timer) >= _TIMER_MS:
             self._timer = now
+            self._free = gc.mem_free()
             stuck = self.send_timeout * 1000
-            for c in list(conns.values()):
+            due = None  # no list made for a tick where nothing is due
+            for c in conns.values():
                 d = c.deadline
+                t = c.tx_t
+                if (d is not None and time.ticks_diff(now, d) >= 0) or (
+                        t is not None and (c.tx or c.want_write) and
+                        time.ticks_diff(now, t) >= stuck):
+                    if due is None:
+                        due = []
+                    due.append(c)
+            for c in due or ():
+                if c.closed:
+                    continue
                 t = c.tx_t
                 if t is not None and (c.tx or c.want_write) and \
                         time.ticks_diff(now, t) >= stuck:
                     log.info("%r: send made no progress: dropped", c)
                     c.drop()
-                elif d is not None and time.ticks_diff(now, d) >= 0:
+                else:
                     c.timed_out()
         return n
 
@@ -414,7 +481,8 @@ class Context:
 
     def close(self):
         """Close every connection and listen socket."""
-        for c in list(self.conns.values()):
+        while self.conns:  # no list: the heap may be full
+            c = self.conns.popitem()[1]
             try:
                 c.drop()
             except Exception:

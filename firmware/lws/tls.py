@@ -116,29 +116,6 @@ def client_context(ca=None, insecure=False, psk=None):
     return ctx
 
 
-def poll_room(ctx):
-    """Make room in ctx's poll set before the first TLS socket joins it.
-
-    On the unix port poll keeps an array of file descriptors; when it
-    grows by moving, MicroPython (extmod/modselect.c, poll_set_add_fd)
-    also "moves" the NULL pointer of every member without a descriptor,
-    such as a TLS socket, and the next poll crashes the process. Growing
-    the array now, while no TLS socket is in the set, means it never
-    moves again below that many descriptors. Boards poll without such an
-    array: nothing to do there."""
-    import sys
-    if sys.platform not in ("linux", "darwin") or \
-            getattr(ctx, "_poll_room", False):
-        return
-    ctx._poll_room = True
-    n = ctx.max_connections + len(ctx._listen) + 32
-    p = ctx.poll
-    for fd in range(1 << 20, (1 << 20) + n):  # plain numbers, never polled
-        p.register(fd, 0)
-    for fd in range((1 << 20) + n - 1, (1 << 20) - 1, -1):
-        p.unregister(fd)
-
-
 def psk_available():
     """True if this MicroPython's tls module does TLS-PSK."""
     import tls
@@ -216,7 +193,6 @@ class Sniff(Role):
             # wait (the update after this event stops reading) until
             # tls_handshake_done() wakes us
             return
-        poll_room(ctx)
         try:
             s = vh.tls_ctx.wrap_socket(c.sock, server_side=True,
                                        do_handshake_on_connect=False)

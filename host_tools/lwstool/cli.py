@@ -10,7 +10,8 @@ def _serve(args):
     return unixport.serve(heap=args.heap, port=args.port,
                           docroot=args.docroot, debug=args.debug,
                           timeout=args.timeout, iface=args.iface,
-                          tls_port=args.tls_port or None)
+                          tls_port=args.tls_port or None,
+                          source=args.source)
 
 
 def _serve_parser(p):
@@ -26,6 +27,9 @@ def _serve_parser(p):
     p.add_argument("--tls-port", type=int, default=0,
                    help="also serve https/wss on this port (a self-signed "
                    "certificate is made in build/tls on first use)")
+    p.add_argument("--source", action="store_true",
+                   help="run the firmware's .py files (default: compiled "
+                   "to .mpy in build/mpy, as a board runs it)")
 
 
 def _client(args):

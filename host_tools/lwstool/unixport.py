@@ -82,9 +82,15 @@ def start_server(heap=None, path=None, stdout=None, stderr=None, **kw):
                             stderr=stderr)
 
 
-def serve(heap=None, path=None, **kw):
+def serve(heap=None, path=None, source=False, **kw):
     """Run the test server in the foreground until it ends or a signal
-    stops it; returns its exit status."""
+    stops it; returns its exit status. The firmware runs compiled to
+    .mpy (build/mpy), as a board runs it, so that a heap cap means what it
+    means on a board; source=True runs the .py files."""
+    if path is None and not source:
+        from . import mpy
+        mpy.build()
+        path = mpy.BUILD
     return foreground(start_server(heap=heap, path=path, **kw))
 
 

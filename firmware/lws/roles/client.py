@@ -156,8 +156,6 @@ class Client(Role):
                                  do_handshake_on_connect=False)
         except (OSError, ValueError, MemoryError) as e:
             return "TLS: %s" % (e,)
-        from ..tls import poll_room
-        poll_room(c.ctx)
         c.ctx.rekey(c, s)
         c.tls = True
         return None

@@ -610,7 +610,6 @@ class Http(Role):
                 and not c.closed:
             try:
                 self.send_error(c, 500, "callback failed", True)
-                c.update()
                 return
             except Exception:
                 pass

@@ -105,6 +105,8 @@ def upgrade(c, req, proto):
         raise HttpError(404, "no WebSocket protocol here")
     if proto.on_filter_protocol_connection(c, req) is False:
         raise HttpError(403, "refused by the protocol")
+    if not c.ctx.heap_ok(c.ctx.heap_reserve_ws):
+        raise HttpError(503, "low on memory: try again later")
     hdrs = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", accept_key(key.encode()).decode())]
     if req.ws_protocol:
@@ -212,7 +214,6 @@ class Ws(Role):
     def failed(self, c):
         if c.ws.status == _OPEN:
             self.close(c, 1011, b"callback failed")
-            c.update()
         else:
             c.drop()
 
