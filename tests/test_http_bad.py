@@ -73,6 +73,32 @@ def test_bad_request(server, name, req, status):
     assert server.alive()
 
 
+# The test server's / is firmware/www; its parent holds test_server.py
+# and lws/. (path, status, reason on the error page): files.safe_relpath.
+OUT_OF_WWW = [
+    ("/../test_server.py", 403, b"path outside the mount"),
+    ("/%2e%2e/test_server.py", 403, b"path outside the mount"),
+    ("/%2E%2e/lws/files.py", 403, b"path outside the mount"),
+    ("/..%2ftest_server.py", 400, b"encoded slash"),
+    ("/..%5ctest_server.py", 400, b"encoded slash"),
+    ("/..\\test_server.py", 400, b"encoded slash"),
+    ("/%00/../test_server.py", 400, b"NUL in path"),
+    ("/%g0/test_server.py", 400, b"bad escape"),
+]
+
+
+@pytest.mark.parametrize("path,status,reason", OUT_OF_WWW,
+                         ids=[o[0] for o in OUT_OF_WWW])
+def test_path_out_of_the_docroot(server, path, status, reason):
+    data = server.raw(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    assert status_of(data) == status, data[:300]
+    body = data.partition(b"\r\n\r\n")[2]
+    assert body.startswith(b"<html><body><h1>%d " % status), body
+    assert reason in body, body
+    assert b"def main(" not in data and b"safe_relpath" not in data
+    assert server.alive()
+
+
 def test_header_too_large_431(server):
     req = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n"
     assert status_of(server.raw(req)) == 431
