@@ -93,6 +93,29 @@ class Server:
                 self.proc.wait()
 
 
+def pool_whole(srv, timeout=5.0):
+    """Wait until every header buffer of srv is back in the pool and
+    nobody waits for one (GET /t/pool of the test server); the last
+    state seen if that never happens, for the assertion to show."""
+    import json
+    end = time.monotonic() + timeout
+    while True:
+        st, _, body = srv.get("/t/pool")
+        assert st == 200, body
+        p = json.loads(body)
+        if (p["free"] + p["held"] == p["buffers"] and not p["waiting"]) \
+                or time.monotonic() > end:
+            return p
+        time.sleep(0.1)
+
+
+def cpu_seconds(proc):
+    """CPU time (user + system) a child process has used so far."""
+    f = Path("/proc/%d/stat" % proc.pid).read_text().rpartition(")")[2]
+    f = f.split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def recv_all(s, limit=1 << 24):
     out = b""
     while len(out) < limit:

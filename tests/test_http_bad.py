@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import recv_all
+from conftest import pool_whole, recv_all
 
 BAD = [
     # (name, request bytes, expected status)
@@ -212,3 +212,102 @@ def test_header_pool_full_new_connections_wait(server_factory):
     assert data.startswith(b"HTTP/1.1 200") and b"w=1" in data
     hog.close()
     waiter.close()
+    # both gave the one buffer back: the request asking holds it now
+    assert pool_whole(srv) == {"buffers": 1, "free": 0, "held": 1,
+                               "waiting": 0}
+
+
+def test_header_pool_whole_after_load(server_factory):
+    """max_http_header_pool=3 under every way a head can end: answered
+    (and kept alive), refused (400), cut off (408), abandoned half way
+    (FIN and RST), waiting in the queue and abandoned there, a body, a
+    WebSocket upgrade. Afterwards every buffer is back and nobody waits."""
+    import struct
+    from wsraw import frame, handshake, read_frame
+    srv = server_factory(args=["--pool", "3", "--timeout", "2"])
+    port = srv.port
+
+    def conn():
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+    # three hold every buffer with half a head: the others queue
+    hogs = [conn() for _ in range(3)]
+    for h in hogs:
+        h.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    quitter = conn()  # queued, then gone
+    quitter.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n\r\n")
+    rst = conn()      # queued, then reset
+    rst.sendall(b"GET /t/info HTTP/1.1\r\n")
+    kept = [conn() for _ in range(4)]  # queued, answered, kept alive
+    for k in kept:
+        k.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n\r\n")
+    bad = conn()
+    bad.sendall(b"GET / HTTP/1.1\r\nFoo : bar\r\n\r\n")
+    time.sleep(0.2)
+    quitter.close()
+    rst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                   struct.pack("ii", 1, 0))
+    rst.close()
+    hogs[0].close()                  # one hog hangs up half way
+    hogs[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                       struct.pack("ii", 1, 0))
+    hogs[1].close()                  # one resets
+    assert recv_all(hogs[2]).startswith(b"HTTP/1.1 408")  # one is cut off
+    hogs[2].close()
+    assert status_of(recv_all(bad)) == 400
+    bad.close()
+    for k in kept:
+        assert k.recv(12) == b"HTTP/1.1 200"
+    # a body in two pieces, and a WebSocket upgrade, on kept connections
+    body = kept[0]
+    body.sendall(b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
+                 b"\r\n\r\nhello")
+    time.sleep(0.1)
+    body.sendall(b"world")
+    ws, _ = handshake(port, "/echo")
+    ws.sendall(frame(1, b"still here"))
+    assert read_frame(ws)[2] == b"still here"
+    ws.sendall(frame(8, struct.pack("!H", 1000)))
+    assert read_frame(ws)[1] == 8
+    ws.close()
+    p = pool_whole(srv)
+    assert p["buffers"] <= 3, p
+    assert p["free"] + p["held"] == p["buffers"] and p["waiting"] == 0, p
+    for k in kept:
+        k.close()
+    p = pool_whole(srv)
+    assert p["free"] + p["held"] == p["buffers"] and p["waiting"] == 0, p
+    assert srv.alive()
+
+
+def test_post_to_other_paths_keeps_the_connection(server):
+    """A POST with a body to a path of the test plugin other than /t/body
+    gets its answer (/t/info: the request; elsewhere 404), its body is
+    read and dropped, and the same connection serves the next request."""
+    c = server.conn()
+    try:
+        for path, status in (("/t/info", 200), ("/t/nothing", 404),
+                             ("/t/info", 200)):
+            c.request("POST", path, body=b"x" * 3000)
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == status, body
+            if status == 200:
+                assert b'"method": "POST"' in body
+            sock = c.sock
+            assert sock is not None and not r.will_close
+            c.request("GET", "/t/info?after=" + path)
+            r = c.getresponse()
+            assert r.status == 200 and b"after=" in r.read()
+            assert c.sock is sock  # the same connection, kept alive
+        # chunked too
+        c.request("POST", "/t/nothing", body=iter([b"abc", b"def"]),
+                  encode_chunked=True)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 404 and c.sock is sock
+        c.request("GET", "/t/info")
+        assert c.getresponse().status == 200 and c.sock is sock
+    finally:
+        c.close()
+    assert "Traceback" not in server.log(), server.log()
