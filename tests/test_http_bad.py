@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import pool_whole, recv_all
+from conftest import cpu_seconds, pool_whole, recv_all
 
 BAD = [
     # (name, request bytes, expected status)
@@ -278,6 +278,32 @@ def test_header_pool_whole_after_load(server_factory):
     p = pool_whole(srv)
     assert p["free"] + p["held"] == p["buffers"] and p["waiting"] == 0, p
     assert srv.alive()
+
+
+def test_reset_while_waiting_for_a_header_buffer(server_factory):
+    """A connection queued for a header buffer whose peer resets it is
+    dropped: the loop does not spin on its POLLHUP meanwhile (the server
+    stays idle), and the buffer goes to the next one."""
+    import struct
+    srv = server_factory(args=["--pool", "1", "--timeout", "10"])
+    hog = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    hog.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    w = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    w.sendall(b"GET /t/info HTTP/1.1\r\n")  # queued: the hog has the buffer
+    time.sleep(0.3)
+    w.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    w.close()
+    time.sleep(0.2)
+    t0 = cpu_seconds(srv.proc)
+    time.sleep(2)
+    used = cpu_seconds(srv.proc) - t0
+    hog.sendall(b"Connection: close\r\n\r\n")
+    assert recv_all(hog).startswith(b"HTTP/1.1 200")
+    hog.close()
+    assert used < 0.5, "the server used %.2f s of CPU in 2 s, idle" % used
+    assert pool_whole(srv) == {"buffers": 1, "free": 0, "held": 1,
+                               "waiting": 0}
 
 
 def test_post_to_other_paths_keeps_the_connection(server):
