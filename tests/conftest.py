@@ -1,6 +1,7 @@
 """Fixtures: the firmware runs on the MicroPython unix port, as a child."""
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,26 @@ sys.path.insert(0, str(REPO / "host_tools"))
 from lwstool import unixport  # noqa: E402
 
 FIRMWARE = REPO / "firmware"
+
+
+# The programs the tests use as real peers, and the Debian package each
+# comes in (`make debs` installs them; `make test` stops when it cannot).
+PEERS = {
+    "curl": "curl",
+    "openssl": "openssl",
+    "libwebsockets-test-client": "libwebsockets-test-server",
+    "libwebsockets-test-server": "libwebsockets-test-server",
+}
+
+
+def peer(tool):
+    """The path of a real peer a test needs. A missing one fails the test,
+    naming its Debian package: it is never a reason to skip."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail("%s is missing: install the Debian package %s "
+                    "(make debs)" % (tool, PEERS[tool]), pytrace=False)
+    return path
 
 
 def free_port():

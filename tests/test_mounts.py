@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import recv_all
+from conftest import peer, recv_all
 
 SECRET = b"TOP-SECRET-OUTSIDE-DOCROOT"
 
@@ -41,7 +41,7 @@ def docsrv(site, tmp_path_factory):
 
 
 def curl_status(url, *extra, out="/dev/null"):
-    r = subprocess.run(["curl", "-s", "-o", str(out), "-w", "%{http_code}",
+    r = subprocess.run([peer("curl"), "-s", "-o", str(out), "-w", "%{http_code}",
                         "--path-as-is", "--max-time", "10", *extra, url],
                        capture_output=True, timeout=20)
     return int(r.stdout)
@@ -192,7 +192,7 @@ def test_curl_resume_download(docsrv, site, tmp_path):
     want = (site / "site" / "big.bin").read_bytes()
     out = tmp_path / "part.bin"
     out.write_bytes(want[:1000000])
-    r = subprocess.run(["curl", "-sS", "-C", "-", "-o", str(out),
+    r = subprocess.run([peer("curl"), "-sS", "-C", "-", "-o", str(out),
                         "--max-time", "20", docsrv.url + "/big.bin"],
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr

@@ -23,7 +23,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import serve
 
-from conftest import free_port, recv_all, run_mpy, start, wait_port
+from conftest import free_port, peer, recv_all, run_mpy, start, wait_port
 from lwstool import unixport
 from lwstool.certs import make_cert
 
@@ -63,7 +63,7 @@ def https_get(port, path, cafile, headers=None, timeout=10):
 
 
 def curl(*args, timeout=15):
-    return subprocess.run(["curl", "-sS", "--max-time", "10"] +
+    return subprocess.run([peer("curl"), "-sS", "--max-time", "10"] +
                           [str(a) for a in args], capture_output=True,
                           timeout=timeout)
 
@@ -75,7 +75,7 @@ def curl_https(port, path, cafile, *more):
 
 
 def s_client(port, args, data, timeout=15):
-    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+    argv = [peer("openssl"), "s_client", "-connect", "127.0.0.1:%d" % port,
             "-ign_eof"] + list(args)
     return subprocess.run(argv, input=data, capture_output=True,
                           timeout=timeout)

@@ -3,7 +3,6 @@ websockets, and Debian's libwebsockets test client."""
 import asyncio
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -11,7 +10,7 @@ import time
 import pytest
 import websockets
 
-from conftest import arun as run
+from conftest import arun as run, peer
 from wsraw import frame, handshake, read_frame
 
 pytestmark = pytest.mark.timeout(90)
@@ -231,11 +230,11 @@ def test_automatic_ping_and_close_without_pong(server_factory):
     run(answers_pings())
 
 
-@pytest.mark.skipif(not shutil.which("libwebsockets-test-client"),
-                    reason="libwebsockets-test-server (Debian) not installed")
 def test_libwebsockets_test_client(server, tmp_path):
     """Debian's lws test client: dumb-increment counts, mirror circles
     reach a second (CPython) mirror client."""
+    exe = peer("libwebsockets-test-client")
+
     async def go():
         async with websockets.connect(server.ws_url("/"), subprotocols=["lws-mirror-protocol"]) as watch:
             seen = []
@@ -245,7 +244,7 @@ def test_libwebsockets_test_client(server, tmp_path):
                     seen.append(m)
             task = asyncio.create_task(collect())
             log = open(tmp_path / "client.log", "wb")  # a pipe would fill up
-            p = subprocess.Popen(["libwebsockets-test-client", "127.0.0.1",
+            p = subprocess.Popen([exe, "127.0.0.1",
                                   "--port=%d" % server.port, "-d", "15"],
                                  stdout=log, stderr=subprocess.STDOUT)
             try:
