@@ -27,6 +27,10 @@ def site(tmp_path_factory):
         (d / ("f." + ext)).write_bytes(b"x")
     (d / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     (d / "nums.txt").write_bytes(bytes(range(48, 58)) * 10)
+    (d / "link.txt").symlink_to(root / "secret.txt")  # links out of it
+    (d / "up").symlink_to(root)
+    (d / ".git").mkdir()                                 # a dotfile
+    (d / ".git" / "config").write_bytes(b"DOTFILE-CONFIG")
     return root
 
 
@@ -145,6 +149,18 @@ def test_curl_path_as_is(docsrv, tmp_path):
         out = tmp_path / "body"
         assert curl_status(docsrv.url + p, out=out) == want, p
         assert SECRET not in out.read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/link.txt", "/up/secret.txt",
+                                  "/.git/config"])
+def test_no_links_out_and_no_dotfiles(docsrv, path):
+    """Secure by default (DESIGN.md): real paths only, so a symlink in the
+    folder does not lead out of it, and no dotfiles. Not found or
+    forbidden, the status is not settled yet; never the file."""
+    data = docsrv.raw(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+                       "\r\n\r\n" % path).encode())
+    assert SECRET not in data and b"DOTFILE-CONFIG" not in data, data
+    assert error_page(data)[0] in (403, 404), data
 
 
 def test_big_file_streamed_under_small_heap(docsrv, site):
