@@ -306,34 +306,72 @@ def test_reset_while_waiting_for_a_header_buffer(server_factory):
                                "waiting": 0}
 
 
+def read_response(s):
+    """(status, head, body) of one response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        assert d, "closed before a response: %r" % data
+        data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < n:
+        d = s.recv(65536)
+        assert d, "closed in the body"
+        body += d
+    assert len(body) == n, "more than the response came"
+    return int(head[9:12]), head, body
+
+
 def test_post_to_other_paths_keeps_the_connection(server):
-    """A POST with a body to a path of the test plugin other than /t/body
-    gets its answer (/t/info: the request; elsewhere 404), its body is
-    read and dropped, and the same connection serves the next request."""
-    c = server.conn()
-    try:
-        for path, status in (("/t/info", 200), ("/t/nothing", 404),
-                             ("/t/info", 200)):
-            c.request("POST", path, body=b"x" * 3000)
-            r = c.getresponse()
-            body = r.read()
-            assert r.status == status, body
+    """A POST with a body to the test plugin other than /t/body: /t/info
+    answers the request, any other path 404 once the body is read (even
+    one that comes after the head); the same connection serves the next
+    request."""
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=5) as s:
+        for path, status, later in (("/t/info", 200, False),
+                                    ("/t/nothing", 404, False),
+                                    ("/t/nothing", 404, True),
+                                    ("/t/nothing/deeper", 404, True)):
+            head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 3000"
+                    b"\r\n\r\n" % path.encode())
+            if later:  # the body comes after the server has the head
+                s.sendall(head)
+                time.sleep(0.2)
+                s.sendall(b"x" * 3000)
+            else:
+                s.sendall(head + b"x" * 3000)
+            st, h, body = read_response(s)
+            assert st == status, (path, h, body)
+            assert b"connection: close" not in h.lower()
             if status == 200:
                 assert b'"method": "POST"' in body
-            sock = c.sock
-            assert sock is not None and not r.will_close
-            c.request("GET", "/t/info?after=" + path)
-            r = c.getresponse()
-            assert r.status == 200 and b"after=" in r.read()
-            assert c.sock is sock  # the same connection, kept alive
-        # chunked too
-        c.request("POST", "/t/nothing", body=iter([b"abc", b"def"]),
-                  encode_chunked=True)
+            s.sendall(b"GET /t/info?after=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % path.encode())
+            st, _, body = read_response(s)
+            assert st == 200 and b"after=" in body
+        # chunked too, and no body at all
+        s.sendall(b"POST /t/nothing HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        time.sleep(0.2)
+        s.sendall(b"3\r\ndef\r\n0\r\n\r\n")
+        assert read_response(s)[0] == 404
+        s.sendall(b"POST /t/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s)[0] == 404
+        s.sendall(b"GET /t/info HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s)[0] == 200
+    c = server.conn()  # and a real client, reusing its connection
+    try:
+        c.request("POST", "/t/nothing", body=b"y" * 5000)
         r = c.getresponse()
         r.read()
-        assert r.status == 404 and c.sock is sock
+        assert r.status == 404
+        sock = c.sock
         c.request("GET", "/t/info")
-        assert c.getresponse().status == 200 and c.sock is sock
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200 and c.sock is sock
     finally:
         c.close()
     assert "Traceback" not in server.log(), server.log()
