@@ -12,8 +12,8 @@ GET  .../pool          the header pool (max_http_header_pool) as JSON:
                        is handled, and gives it back after). At rest,
                        free + held == buffers and waiting == 0.
 GET  .../crash         the callback raises: 500, the server goes on
-Any other path is a 404; a POST's comes once its body is read (and
-dropped), so the connection stays open for the next request.
+Any other path is a 404; to a POST it is sent once the body has been read
+(and dropped), so the connection stays open for the next request.
 """
 import gc
 import json
