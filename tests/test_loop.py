@@ -105,7 +105,11 @@ def test_sigterm_via_lwstool_serve_closes_cleanly(tmp_path):
         assert "context closed" in log
     finally:
         if p.poll() is None:
-            p.kill()
+            p.terminate()  # lwstool passes it on: no server left behind
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 LOG_LINE = re.compile(r"^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d:\d{4}\] "
