@@ -40,11 +40,23 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Debian tools the tests use as real peers
+# Debian tools the tests use as real peers (tests/conftest.py PEERS), and
+# their packages. A missing peer fails the tests, so make test stops here
+# when they cannot be installed.
+PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server
+PEER_DEBS ?= curl openssl libwebsockets-test-server
+APT ?= apt-get
+missing_peers = for t in $(PEER_TOOLS); do command -v $$t >/dev/null || printf ' %s' $$t; done
+
 debs:
-	@command -v curl >/dev/null && command -v libwebsockets-test-client >/dev/null || \
-	    { apt-get update -qq && apt-get install -y -qq curl libwebsockets-test-server; } || \
-	    echo "make: could not install curl / libwebsockets-test-server"
+	@missing=$$($(missing_peers)); [ -z "$$missing" ] && exit 0; \
+	echo "make: the tests' peers are missing:$$missing; installing $(PEER_DEBS)" >&2; \
+	{ $(APT) update -qq && $(APT) install -y -qq $(PEER_DEBS); } >&2 || \
+	    { echo "make: could not install the Debian packages $(PEER_DEBS)," \
+	           "the tests need$$missing (as root: apt-get install $(PEER_DEBS))" >&2; \
+	      exit 1; }; \
+	missing=$$($(missing_peers)); [ -z "$$missing" ] || \
+	    { echo "make: still missing after installing $(PEER_DEBS):$$missing" >&2; exit 1; }
 
 run: setup
 	$(BIN)/lwstool serve --port $(PORT) --tls-port $(TLS_PORT) \

@@ -1,6 +1,7 @@
 """Fixtures: the firmware runs on the MicroPython unix port, as a child."""
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,26 @@ sys.path.insert(0, str(REPO / "host_tools"))
 from lwstool import unixport  # noqa: E402
 
 FIRMWARE = REPO / "firmware"
+
+
+# The programs the tests use as real peers, and the Debian package each
+# comes in (`make debs` installs them; `make test` stops when it cannot).
+PEERS = {
+    "curl": "curl",
+    "openssl": "openssl",
+    "libwebsockets-test-client": "libwebsockets-test-server",
+    "libwebsockets-test-server": "libwebsockets-test-server",
+}
+
+
+def peer(tool):
+    """The path of a real peer a test needs. A missing one fails the test,
+    naming its Debian package: it is never a reason to skip."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail("%s is missing: install the Debian package %s "
+                    "(make debs)" % (tool, PEERS[tool]), pytrace=False)
+    return path
 
 
 def free_port():
@@ -91,6 +112,29 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def pool_whole(srv, timeout=5.0):
+    """Wait until every header buffer of srv is back in the pool and
+    nobody waits for one (GET /t/pool of the test server); the last
+    state seen if that never happens, for the assertion to show."""
+    import json
+    end = time.monotonic() + timeout
+    while True:
+        st, _, body = srv.get("/t/pool")
+        assert st == 200, body
+        p = json.loads(body)
+        if (p["free"] + p["held"] == p["buffers"] and not p["waiting"]) \
+                or time.monotonic() > end:
+            return p
+        time.sleep(0.1)
+
+
+def cpu_seconds(proc):
+    """CPU time (user + system) a child process has used so far."""
+    f = Path("/proc/%d/stat" % proc.pid).read_text().rpartition(")")[2]
+    f = f.split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def recv_all(s, limit=1 << 24):

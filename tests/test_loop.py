@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, free_port, recv_all, start, wait_port
+from conftest import REPO, free_port, peer, recv_all, start, wait_port
 
 APP = """
 import lws
@@ -96,7 +96,7 @@ def test_sigterm_via_lwstool_serve_closes_cleanly(tmp_path):
     p = lwstool("serve", "--port", str(port), "--docroot", str(tmp_path))
     try:
         wait_port(port, p)
-        out = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/hello.txt" % port],
+        out = subprocess.run([peer("curl"), "-s", "http://127.0.0.1:%d/hello.txt" % port],
                              capture_output=True, timeout=10).stdout
         assert out == b"hello"
         p.send_signal(signal.SIGTERM)
@@ -105,7 +105,11 @@ def test_sigterm_via_lwstool_serve_closes_cleanly(tmp_path):
         assert "context closed" in log
     finally:
         if p.poll() is None:
-            p.kill()
+            p.terminate()  # lwstool passes it on: no server left behind
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 LOG_LINE = re.compile(r"^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d:\d{4}\] "
@@ -141,15 +145,45 @@ def test_make_run_docroot_port_heap(tmp_path):
                          start_new_session=True)
     try:
         wait_port(port, p, timeout=60)
-        out = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/" % port],
+        out = subprocess.run([peer("curl"), "-s", "http://127.0.0.1:%d/" % port],
                              capture_output=True, timeout=10).stdout
         assert out == b"<p>from DOCROOT</p>"
         # and over TLS, with the certificate made on first use
         wait_port(tls_port, p, timeout=30)
-        out = subprocess.run(["curl", "-sk", "https://127.0.0.1:%d/" % tls_port],
+        out = subprocess.run([peer("curl"), "-sk", "https://127.0.0.1:%d/" % tls_port],
                              capture_output=True, timeout=10).stdout
         assert out == b"<p>from DOCROOT</p>"
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(10)
     assert "listening on port %d" % port in p.stdout.read().decode()
+
+
+def make_var(name):
+    """A variable's default in the Makefile (`NAME ?= words`)."""
+    m = re.search(r"^%s \?= (.*)$" % name, (REPO / "Makefile").read_text(),
+                  re.M)
+    assert m, name
+    return m.group(1).split()
+
+
+def test_make_debs_knows_every_peer():
+    """make debs installs every program the tests use as a peer."""
+    from conftest import PEERS
+    assert set(make_var("PEER_TOOLS")) == set(PEERS)
+    assert set(PEERS.values()) <= set(make_var("PEER_DEBS"))
+
+
+def test_make_test_stops_when_a_peer_cannot_be_installed():
+    def make(*args):
+        return subprocess.run(["make", "-s", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    r = make("debs")  # everything is there: nothing to do, nothing said
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stderr
+    for apt, why in (("false", "could not install the Debian packages"),
+                     ("true", "still missing after installing")):
+        r = make("test", "PEER_TOOLS=curl no-such-peer", "APT=" + apt,
+                 "PYTEST_ARGS=--collect-only -q tests/test_package.py")
+        assert r.returncode != 0, r.stdout + r.stderr
+        assert why in r.stderr and "no-such-peer" in r.stderr, r.stderr
+        assert "test_package" not in r.stdout  # pytest never ran

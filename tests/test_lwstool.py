@@ -65,11 +65,67 @@ def image(tmp_path, size, name="fw.bin"):
 
 
 NO_RESET = ["--before", "no-reset", "--after", "no-reset"]
+ESP32_OFFSET = 0x1000       # boards/esp32/profile.json: image_offset
+# The mock ends a client's session 3 s after a write ends (FLASH_END) and
+# starts a new one: a client talking across that moment is lost. Whoever
+# comes after a write waits it out.
+MOCK_SESSION_END = 3.3
 
 
-@pytest.mark.timeout(60)
+def esptool(port, *args):
+    """esptool itself on the mock, as a second client beside lwstool."""
+    return subprocess.run([str(BIN / "esptool"), "--chip", "esp32", "-p",
+                           port, *NO_RESET, *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def read_flash(port, tmp_path, offset, length):
+    """What the mock's flash holds at offset, read back with esptool."""
+    out = tmp_path / ("read-%x-%x.bin" % (offset, length))
+    for attempt in range(2):
+        r = esptool(port, "read-flash", hex(offset), str(length), str(out))
+        if r.returncode == 0:
+            break
+        # begun just as the mock ended the writer's session: once more
+        time.sleep(MOCK_SESSION_END)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = out.read_bytes()
+    assert len(data) == length
+    return data
+
+
+def fill_flash(port, tmp_path, offset, data):
+    """Write data at offset with esptool (something already on the board);
+    returns when the next client may talk to the mock."""
+    f = tmp_path / ("fill-%x.bin" % offset)
+    f.write_bytes(data)
+    r = esptool(port, "write-flash", hex(offset), str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
+    time.sleep(MOCK_SESSION_END)
+
+
+def same_bytes(got, want, what):
+    """Byte for byte, naming the first difference (not 200 KB of repr)."""
+    if got != want:
+        i = next(i for i in range(min(len(got), len(want)))
+                 if got[i] != want[i])
+        raise AssertionError("%s differs from byte %d (0x%x) of %d"
+                             % (what, i, i, len(want)))
+
+
+# a filesystem's place on the board: outside any image; flashing keeps
+# it, flashing with --erase wipes it (0xFF, erased flash)
+FS_OFFSET = 0x300000
+FS_SIZE = 0x2000
+
+
+@pytest.mark.timeout(90)
 def test_flash_writes_and_verifies(mock, tmp_path):
+    """The image lands at the profile's offset, whole, and nothing else
+    is touched: read back with esptool, byte for byte."""
     _, port = mock("esp32")
+    fs = os.urandom(FS_SIZE)
+    fill_flash(port, tmp_path, FS_OFFSET, fs)
     fw = image(tmp_path, 200_000)
     r = lwstool("-p", port, "flash", "--board", "esp32", "--firmware",
                 str(fw), *NO_RESET)
@@ -77,14 +133,30 @@ def test_flash_writes_and_verifies(mock, tmp_path):
     assert "Hash of data verified" in r.stdout
     assert "flashed esp32 (ESP32)" in r.stdout
     assert "writing [" in r.stdout            # the progress bar
+    want = fw.read_bytes()
+    got = read_flash(port, tmp_path, 0, ESP32_OFFSET + len(want) + 4096)
+    same_bytes(got[ESP32_OFFSET:ESP32_OFFSET + len(want)], want,
+               "the flash at 0x%x" % ESP32_OFFSET)
+    assert got[:ESP32_OFFSET] == b"\xff" * ESP32_OFFSET  # nothing before
+    assert got[ESP32_OFFSET + len(want):] == b"\xff" * 4096  # nor after
+    same_bytes(read_flash(port, tmp_path, FS_OFFSET, FS_SIZE), fs,
+               "the data outside the image (no --erase)")
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_flash_erase_then_write(mock, tmp_path):
+    """--erase wipes the whole flash first: what was outside the image
+    reads back erased (0xFF), the image is there whole."""
     _, port = mock("esp32")
+    fill_flash(port, tmp_path, FS_OFFSET, os.urandom(FS_SIZE))
     fw = image(tmp_path, 50_000)
     assert cli.main(["-p", port, "flash", "--board", "esp32", "--erase",
                      "--firmware", str(fw)] + NO_RESET) == 0
+    same_bytes(read_flash(port, tmp_path, FS_OFFSET, FS_SIZE),
+               b"\xff" * FS_SIZE, "the flash outside the image after --erase")
+    want = fw.read_bytes()
+    same_bytes(read_flash(port, tmp_path, ESP32_OFFSET, len(want)), want,
+               "the flash at 0x%x" % ESP32_OFFSET)
 
 
 @pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import recv_all
+from conftest import peer, recv_all
 
 SECRET = b"TOP-SECRET-OUTSIDE-DOCROOT"
 
@@ -27,6 +27,10 @@ def site(tmp_path_factory):
         (d / ("f." + ext)).write_bytes(b"x")
     (d / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     (d / "nums.txt").write_bytes(bytes(range(48, 58)) * 10)
+    (d / "link.txt").symlink_to(root / "secret.txt")  # links out of it
+    (d / "up").symlink_to(root)
+    (d / ".git").mkdir()                                 # a dotfile
+    (d / ".git" / "config").write_bytes(b"DOTFILE-CONFIG")
     return root
 
 
@@ -40,8 +44,8 @@ def docsrv(site, tmp_path_factory):
     s.stop()
 
 
-def curl_status(url, *extra):
-    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+def curl_status(url, *extra, out="/dev/null"):
+    r = subprocess.run([peer("curl"), "-s", "-o", str(out), "-w", "%{http_code}",
                         "--path-as-is", "--max-time", "10", *extra, url],
                        capture_output=True, timeout=20)
     return int(r.stdout)
@@ -81,28 +85,82 @@ def test_mime_types(docsrv, ext, mime):
     assert st == 200 and h["Content-Type"] == mime
 
 
+# (path, the status files.safe_relpath gives, the reason on the error page)
+# The secret is one folder above the docroot, where every ".." here points.
 TRAVERSALS = [
-    "/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt",
-    "/%2E%2E/secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt",
-    "/..%2fsecret.txt", "/..%2Fsecret.txt", "/%2e%2e%2fsecret.txt",
-    "/..%5csecret.txt", "/..\\secret.txt", "/%00../secret.txt",
-    "/index.html%00.txt", "/.%2e/secret.txt", "/sub/..%2f..%2fsecret.txt",
-    "/%252e%252e/secret.txt", "//../secret.txt",
+    ("/../secret.txt", 403, b"path outside the mount"),
+    ("/sub/../../secret.txt", 403, b"path outside the mount"),
+    ("/%2e%2e/secret.txt", 403, b"path outside the mount"),
+    ("/%2E%2E/secret.txt", 403, b"path outside the mount"),
+    ("/sub/%2e%2e/%2e%2e/secret.txt", 403, b"path outside the mount"),
+    ("/.%2e/secret.txt", 403, b"path outside the mount"),
+    ("//../secret.txt", 403, b"path outside the mount"),
+    ("/..", 403, b"path outside the mount"),
+    ("/%2e%2e", 403, b"path outside the mount"),
+    # any ".." segment is refused, even one that would stay inside
+    ("/sub/../index.html", 403, b"path outside the mount"),
+    ("/..%2fsecret.txt", 400, b"encoded slash"),
+    ("/..%2Fsecret.txt", 400, b"encoded slash"),
+    ("/%2e%2e%2fsecret.txt", 400, b"encoded slash"),
+    ("/sub/..%2f..%2fsecret.txt", 400, b"encoded slash"),
+    ("/..%5csecret.txt", 400, b"encoded slash"),
+    ("/..%5Csecret.txt", 400, b"encoded slash"),
+    ("/..\\secret.txt", 400, b"encoded slash"),
+    ("/%00../secret.txt", 400, b"NUL in path"),
+    ("/index.html%00.txt", 400, b"NUL in path"),
+    ("/..%00/secret.txt", 400, b"NUL in path"),
+    ("/%zz/secret.txt", 400, b"bad escape"),
+    ("/%2", 400, b"bad escape"),
+    ("/%ff", 400, b"bad escape"),
+    # decoded once only: "%2e%2e" is a name, and there is no such file
+    ("/%252e%252e/secret.txt", 404, b""),
 ]
 
 
-@pytest.mark.parametrize("path", TRAVERSALS)
-def test_never_outside_the_folder(docsrv, path):
+def error_page(data):
+    """(status, reason text, body) of a whole response; the body must be
+    the error page that its Content-Length announces."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head[9:12])
+    cl = [ln for ln in head.split(b"\r\n")
+          if ln.lower().startswith(b"content-length:")]
+    assert cl and int(cl[0].split(b":")[1]) == len(body), data
+    return status, body
+
+
+@pytest.mark.parametrize("path,status,reason", TRAVERSALS,
+                         ids=[t[0] for t in TRAVERSALS])
+def test_never_outside_the_folder(docsrv, path, status, reason):
     data = docsrv.raw(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
                        "\r\n\r\n" % path).encode())
-    assert SECRET not in data
-    assert int(data[9:12]) in (400, 403, 404)
+    assert SECRET not in data and b"<h1>home</h1>" not in data
+    got, body = error_page(data)
+    assert got == status, data
+    assert body.startswith(b"<html><body><h1>%d " % status), body
+    assert reason in body, body
     assert docsrv.alive()
 
 
-def test_curl_path_as_is(docsrv):
-    for p in ("/../secret.txt", "/%2e%2e/secret.txt", "/sub/../../secret.txt"):
-        assert curl_status(docsrv.url + p) in (400, 403, 404)
+def test_curl_path_as_is(docsrv, tmp_path):
+    """curl sends the paths as they are (--path-as-is); it gets the error
+    page, never the file."""
+    for p, want in (("/../secret.txt", 403), ("/%2e%2e/secret.txt", 403),
+                    ("/sub/../../secret.txt", 403), ("/..%2fsecret.txt", 400)):
+        out = tmp_path / "body"
+        assert curl_status(docsrv.url + p, out=out) == want, p
+        assert SECRET not in out.read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/link.txt", "/up/secret.txt",
+                                  "/.git/config"])
+def test_no_links_out_and_no_dotfiles(docsrv, path):
+    """Secure by default (DESIGN.md): real paths only, so a symlink in the
+    folder does not lead out of it, and no dotfiles. Not found or
+    forbidden, the status is not settled yet; never the file."""
+    data = docsrv.raw(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+                       "\r\n\r\n" % path).encode())
+    assert SECRET not in data and b"DOTFILE-CONFIG" not in data, data
+    assert error_page(data)[0] in (403, 404), data
 
 
 def test_big_file_streamed_under_small_heap(docsrv, site):
@@ -150,7 +208,7 @@ def test_curl_resume_download(docsrv, site, tmp_path):
     want = (site / "site" / "big.bin").read_bytes()
     out = tmp_path / "part.bin"
     out.write_bytes(want[:1000000])
-    r = subprocess.run(["curl", "-sS", "-C", "-", "-o", str(out),
+    r = subprocess.run([peer("curl"), "-sS", "-C", "-", "-o", str(out),
                         "--max-time", "20", docsrv.url + "/big.bin"],
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr

@@ -23,7 +23,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import serve
 
-from conftest import free_port, recv_all, run_mpy, start, wait_port
+from conftest import free_port, peer, recv_all, run_mpy, start, wait_port
 from lwstool import unixport
 from lwstool.certs import make_cert
 
@@ -63,7 +63,7 @@ def https_get(port, path, cafile, headers=None, timeout=10):
 
 
 def curl(*args, timeout=15):
-    return subprocess.run(["curl", "-sS", "--max-time", "10"] +
+    return subprocess.run([peer("curl"), "-sS", "--max-time", "10"] +
                           [str(a) for a in args], capture_output=True,
                           timeout=timeout)
 
@@ -75,7 +75,7 @@ def curl_https(port, path, cafile, *more):
 
 
 def s_client(port, args, data, timeout=15):
-    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+    argv = [peer("openssl"), "s_client", "-connect", "127.0.0.1:%d" % port,
             "-ign_eof"] + list(args)
     return subprocess.run(argv, input=data, capture_output=True,
                           timeout=timeout)
@@ -920,7 +920,7 @@ class Page(lws.Protocol):
 
 vh = lws.Vhost("psk", {port}, [lws.Mount("/", "callback://page")], [Page()],
                tls_psk={{b"client1": b"\\x1a\\x2b\\x3c\\x4d"}})
-ctx = lws.Context([vh], timeout_secs=2)
+ctx = lws.Context([vh], timeout_secs=10)
 ctx.run()
 """
 PSK_KEY = b"\x1a\x2b\x3c\x4d"
@@ -956,26 +956,78 @@ def test_psk_openssl(psk_app):
     assert "HTTP/1.1 200 OK" in out and "psk ok /x" in out
 
 
+class Relay:
+    """A TCP relay from a client to the server that passes bytes both
+    ways but never the client's hang-up: it tells whether the server
+    closes its side by itself."""
+
+    def __init__(self, port):
+        self.target = port
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        self.server_closed = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        self.ls.settimeout(15)
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        finally:
+            self.ls.close()
+        up = socket.create_connection(("127.0.0.1", self.target))
+        ins = [c, up]
+        end = time.monotonic() + 20
+        try:
+            while time.monotonic() < end and not self.server_closed.is_set():
+                for s in select.select(ins, [], [], 0.1)[0]:
+                    try:
+                        d = s.recv(65536)
+                    except OSError:  # reset
+                        d = b""
+                    if s is up and not d:
+                        self.server_closed.set()
+                    elif s is up:
+                        try:
+                            c.sendall(d)
+                        except OSError:
+                            pass  # the client has gone; the server not yet
+                    elif not d:
+                        ins.remove(c)  # the client hung up: not passed on
+                    else:
+                        up.sendall(d)
+        finally:
+            c.close()
+            up.close()
+
+
 @pytest.mark.parametrize("key,ident,alert", [
     ("1a2b3c4e", "client1", None),
     ("1a2b3c4d", "client2", "unknown psk identity"),
 ], ids=["wrong-key", "unknown-identity"])
 def test_psk_openssl_wrong_key(psk_app, key, ident, alert):
+    """A failed PSK handshake: no page, and the server closes the TCP
+    connection itself within a few seconds (the relay keeps openssl's
+    side open; the app's timeout_secs, 10, is not what closes it)."""
+    relay = Relay(psk_app.port)
     try:
-        p = s_client(psk_app.port, ["-psk", key, "-psk_identity", ident,
-                                    "-tls1_2", "-cipher",
-                                    "PSK-AES128-CBC-SHA256"], PSK_REQ,
-                     timeout=4)
-        out, err = p.stdout, p.stderr
-    except subprocess.TimeoutExpired as e:
-        # with a wrong key the server gives up, but the TCP connection
-        # stays open (the leak test_garbage_handshake_is_closed_and_freed
-        # shows): openssl waits
-        out, err = e.stdout or b"", e.stderr or b""
-    out = out.decode(errors="replace")
+        p = s_client(relay.port, ["-psk", key, "-psk_identity", ident,
+                                  "-tls1_2", "-cipher",
+                                  "PSK-AES128-CBC-SHA256"], PSK_REQ,
+                     timeout=6)
+    except subprocess.TimeoutExpired:
+        # with a wrong key no alert comes: openssl learns of the failure
+        # only when the server hangs up
+        pytest.fail("openssl still waits after 6 s: the server left the "
+                    "TCP connection open after a failed handshake")
+    out = p.stdout.decode(errors="replace")
     assert "psk ok" not in out and "HTTP/1.1 200" not in out
     if alert:
-        assert alert in err.decode(errors="replace")
+        assert alert in p.stderr.decode(errors="replace")
+    assert relay.server_closed.wait(3), \
+        "the server left the TCP connection open after a failed handshake"
     # and the server goes on serving the right key
     test_psk_openssl(psk_app)
 

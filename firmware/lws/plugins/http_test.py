@@ -5,7 +5,15 @@ POST .../body          length and sha256 of the request body, as JSON
 GET  .../stream?n=&size=   n pieces of size bytes, chunked, sent as the
                        socket drains (callback_on_writable)
 GET  .../heap          heap in use and free after a collection
+GET  .../pool          the header pool (max_http_header_pool) as JSON:
+                       "buffers" made so far, "free" ones, connections
+                       "waiting" for one, and "held": 1 while this request
+                       holds one itself (a request holds one while its head
+                       is handled, and gives it back after). At rest,
+                       free + held == buffers and waiting == 0.
 GET  .../crash         the callback raises: 500, the server goes on
+Any other path is a 404; to a POST it is sent once the body has been read
+(and dropped), so the connection stays open for the next request.
 """
 import gc
 import json
@@ -47,10 +55,18 @@ class HttpTest(Protocol):
             gc.collect()
             conn.respond(200, body="%d %d\n" % (gc.mem_alloc(), gc.mem_free()),
                          content_type="text/plain")
+        elif what == "pool":
+            ctx = conn.ctx
+            conn.respond(200, body=json.dumps({
+                "buffers": ctx._ah_count, "free": len(ctx._ah_free),
+                "waiting": len(ctx._ah_wait),
+                "held": 0 if conn.ah is None else 1}),
+                content_type="application/json")
         elif what == "crash":
             raise RuntimeError("crash requested")
-        else:
+        elif req.method != "POST":
             conn.send_error(404)
+        # a POST elsewhere: its 404 once the body is read and dropped
 
     def on_http_body(self, conn, data):
         h = conn.user.get("h")
@@ -66,7 +82,7 @@ class HttpTest(Protocol):
                 "length": u["n"],
                 "sha256": binascii.hexlify(u.pop("h").digest()).decode()}),
                 content_type="application/json")
-        elif conn.req.method == "POST" and not conn.head_sent:
+        elif conn.req.method == "POST" and not conn.req.head_sent:
             conn.send_error(404)
 
     def on_http_writeable(self, conn):
