@@ -848,7 +848,33 @@ def test_setup_always_needs_admin_credentials(tmp_path, boards):
                 auth=good)[0] == 403
     assert post(srv, "/setup/add", HOME_FORM, token=tok, auth=good)[0] == 200
     assert saved_ssids(tmp_path) == ["home"]
-    assert "user admin" in srv.log()
+    assert "set-up page at /setup, user admin, password %s" % pw \
+        in srv.log()
+    # curl's own Basic: the same
+    def curl(*args):
+        return subprocess.run(
+            ["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w",
+             "%{http_code}", *args, srv.url + "/setup/status.json"],
+            capture_output=True, text=True, timeout=20).stdout
+    assert curl("-u", "admin:" + pw) == "200"
+    assert curl("-u", "admin:" + pw + "x") == "401"
+    assert curl() == "401"
+
+
+def test_setup_ap_mode_asks_credentials_once_connected(tmp_path, boards):
+    """"ap" mode with keep_ap: once a station is up the page is reachable
+    from its network too, so it asks for admin's password."""
+    srv = board(tmp_path, {"wlan": {"wait": 2, "options": {
+        "backoff": 5, "keep_ap": True}}, "server": {"docroot": ""}}, [CAFE])
+    boards.append(srv)
+    assert status(srv)["ap"] == "lws-12EF"  # an access point only: open
+    assert post(srv, "/setup/add", {"ssid": "cafe",
+                                    "password": "cafepass1"})[0] == 200
+    good = basic("admin", saved_ap_password(tmp_path))
+    wait_for(lambda: srv.get("/setup/status.json")[0] == 401, 10)
+    st = status(srv, good)
+    assert st["state"] == "connected" and st["ap"] == "lws-12EF"
+    assert srv.get("/setup", basic("admin", "cafepass1"))[0] == 401
 
 
 # -- memory: the esp8266 budget ------------------------------------------------

@@ -90,21 +90,17 @@ class WlanSetup(Protocol):
                 b"admin:" + (self.password or self.m.ap_key()).encode())[:-1]
         return _same(req.headers.get("authorization", "").encode(), b)
 
-    def _answer(self, conn, status, msg, headers=_NO_STORE,
-                ctype="text/html"):
-        conn.respond(status, headers, msg, ctype)
-
     def on_http(self, conn, req):
         conn.user = None
         what = req.subpath.strip("/")
         m = self.m
         if not self._authorized(req):
-            self._answer(conn, 401, "admin password needed", _ASK)
+            conn.respond(401, _ASK, "admin password needed")
         elif req.method == "POST" and what in ("add", "remove"):
             if _same_origin(conn, req.headers):
                 conn.user = bytearray()
             else:
-                self._answer(conn, 403, "not from this page")
+                conn.respond(403, _NO_STORE, "not from this page")
         elif req.method not in ("GET", "HEAD"):
             conn.send_error(405)
         elif what == "":
@@ -114,14 +110,14 @@ class WlanSetup(Protocol):
         elif what == "scan.json":
             if m.state != "connecting":
                 m.scan()
-            self._answer(conn, 200, json.dumps(
+            conn.respond(200, _NO_STORE, json.dumps(
                 [{"ssid": r[0], "rssi": r[1], "channel": r[2],
                   "open": not r[3]} for r in m.last_scan]),
-                ctype="application/json")
+                "application/json")
         elif what == "status.json":
             d = m.status()
             d["slots"] = m.slots.list()
-            self._answer(conn, 200, json.dumps(d), ctype="application/json")
+            conn.respond(200, _NO_STORE, json.dumps(d), "application/json")
         else:
             conn.send_error(404)
 
@@ -130,7 +126,7 @@ class WlanSetup(Protocol):
         if b is not None:
             if len(b) + len(data) > _MAX_BODY:
                 conn.user = None
-                self._answer(conn, 413, "too long")
+                conn.respond(413, _NO_STORE, "too long")
             else:
                 b.extend(data)
 
@@ -145,7 +141,7 @@ class WlanSetup(Protocol):
         except UnicodeError:
             q = {}
         if not _same(q.get("token", "").encode(), self.token.encode()):
-            self._answer(conn, 403, "reload the page")
+            conn.respond(403, _NO_STORE, "reload the page")
             return
         m = self.m
         back = conn.req.mount.mountpoint if conn.req.mount else "/setup"
@@ -153,7 +149,7 @@ class WlanSetup(Protocol):
             w = q.get("slot")
             w = int(w) if w and w.isdigit() else q.get("ssid")
             if not m.slots.remove(w):
-                self._answer(conn, 404, "no such slot")
+                conn.respond(404, _NO_STORE, "no such slot")
                 return
             msg = "Removed."
         else:
@@ -161,13 +157,13 @@ class WlanSetup(Protocol):
             try:
                 n = m.slots.add(ssid, q.get("password", ""))
             except ValueError as e:
-                self._answer(conn, 400, _esc(e))
+                conn.respond(400, _NO_STORE, _esc(e))
                 return
             m.kick(ssid)
             msg = "Saved %s in slot %d: connecting." % (_esc(ssid), n)
-        self._answer(conn, 200, "<!doctype html><p>%s <a href=\"%s\">back"
-                     "</a>" % (msg, back),
-                     "%sRefresh: 3; url=%s\r\n" % (_NO_STORE, back))
+        conn.respond(200, "%sRefresh: 3; url=%s\r\n" % (_NO_STORE, back),
+                     "<!doctype html><p>%s <a href=\"%s\">back</a>"
+                     % (msg, back))
 
     def _page(self, conn, req):
         m = self.m
