@@ -3,9 +3,14 @@
 #
 # lws.json (every key optional):
 #   {"wlan": {"slots": "wlan.json", "hostname": "lws", "ap_ssid": null,
-#             "ap_password": null, "timeout": 10, "wait": 30,
-#             "setup": "ap"},      # "ap": /setup while the AP is up;
-#                                  # "always"; "never"
+#             "ap_password": null,  # null: the board's own, made once
+#             "ap_open": false,     # true: an open access point
+#             "timeout": 10, "wait": 30,
+#             "setup": "ap",        # "ap": /setup while the AP is up;
+#                                   # "always" (user admin, password
+#                                   # setup_password, else the AP's);
+#                                   # "never"
+#             "setup_password": null},
 #    "server": {"port": 80, "docroot": "www",
 #               "mounts": [["/echo", "callback://echo"]],
 #               "protocols": ["lws.plugins.echo.Echo"],
@@ -83,9 +88,12 @@ def start_wlan(w):
     except ImportError:
         _log("main: no network module: WLAN left alone")
         return None
+    opts = dict(w.get("options", {}))
+    if "ap_open" in w:
+        opts["ap_open"] = bool(w["ap_open"])
     m = Manager(Slots(w.get("slots", "wlan.json")), w.get("hostname"),
                 w.get("ap_ssid"), w.get("ap_password"), w.get("timeout", 10),
-                **w.get("options", {}))
+                **opts)
     if m.connect(w.get("wait", 30)):
         _log("main: WLAN connected to %s, address %s", m.ssid, m.ip)
     else:
@@ -143,7 +151,11 @@ def main():
         def show(on):
             if on and not page:
                 from lws.plugins.wlan_setup import WlanSetup
-                vh.protocols.append(WlanSetup(m))
+                # "always": on the station network too, so behind the
+                # admin password; "ap": that too once a station is up
+                vh.protocols.append(WlanSetup(
+                    m, w.get("setup_password"), True if when == "always"
+                    else None))
                 page.append(lws.Mount("/setup", "callback://lws-wlan-setup"))
             if page and on != (page[0] in vh.mounts):
                 if on:
@@ -156,7 +168,12 @@ def main():
             if state == "ap" or (state == "connected" and m.ap is None):
                 show(state == "ap")
 
-        if when == "always" or (when == "ap" and m.ap):
+        if when == "always":
+            show(True)
+            _log("main: set-up page at /setup, user admin, password %s",
+                 "from setup_password" if w.get("setup_password")
+                 else m.ap_key())
+        elif when == "ap" and m.ap:
             show(True)
         if when == "ap":
             m.on_change = changed

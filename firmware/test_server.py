@@ -67,7 +67,8 @@ def main(argv=None):
     # Sec-WebSocket-Protocol header, as lws's callback:// mounts do
     mounts.append(lws.Mount("/echo", "callback://echo"))
     mounts.append(lws.Mount("/status.json", "callback://lws-status"))
-    protocols += [DumbIncrement(), Mirror(), Echo(), Status()]
+    # a test server: its status shows every connection's peer
+    protocols += [DumbIncrement(), Mirror(), Echo(), Status(peers=True)]
     vhosts = [lws.Vhost("localhost", int(o["port"]), mounts, protocols,
                         iface=o["iface"], ws_default="dumb-increment-protocol")]
     if o["tls-port"]:

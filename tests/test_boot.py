@@ -6,7 +6,8 @@ import subprocess
 import time
 
 from conftest import FIRMWARE, free_port, start, unixport
-from test_wlan import HOME, PATH, air, boards, env, status  # noqa: F401
+from test_wlan import (HOME, PATH, air, ap_state, boards,  # noqa: F401
+                       env, saved_ap_password, status)
 
 BOOT = "import boot, main"
 
@@ -60,7 +61,11 @@ def test_boot_main_serves_with_wlan(tmp_path, boards):
     st, _, body = srv.get("/")
     assert st == 200 and body == b"<h1>board</h1>\n"
     st, _, body = srv.get("/status.json")
-    assert st == 200 and "heap" in json.loads(body)
+    s = json.loads(body)
+    assert st == 200 and "heap" in s
+    # an application's Status: counts, no peer addresses or ports
+    assert "connections" not in s and b"127.0.0.1" not in body
+    assert s["count"] >= 1 and s["roles"]["http"] >= 1
     log = srv.log()
     assert "main: WLAN connected to home" in log
     assert "main: serving on port %d" % port in log
@@ -79,7 +84,43 @@ def test_boot_without_network_goes_ap_with_setup(tmp_path, boards):
     assert srv.get("/")[0] == 200
     st = status(srv)
     assert st["ap"] == "lws-12EF" and st["state"] == "waiting"
-    assert "access point lws-12EF is up" in srv.log()
+    log = srv.log()
+    assert "access point lws-12EF is up" in log
+    # WPA2 with the board's own password, shown on the console
+    ap = ap_state(tmp_path)
+    pw = ap["password"]
+    assert ap["essid"] == "lws-12EF" and ap["authmode"] == 3
+    assert len(pw) >= 8 and saved_ap_password(tmp_path) == pw
+    assert "access point lws-12EF: WPA2, password %s" % pw in log
+    # the next boot: the same password
+    srv.stop()
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    assert status(srv)["ap"] == "lws-12EF"
+    assert ap_state(tmp_path)["password"] == pw
+    assert "password %s" % pw in srv.log()
+
+
+def test_ap_open_only_with_ap_open(tmp_path, boards):
+    port = free_port()
+    setup_board(tmp_path, {"wlan": {"ap_open": True}, "port": port,
+                           "docroot": "www"}, aps=[])
+    srv = serve(tmp_path, port)
+    boards.append(srv)
+    assert status(srv)["ap"] == "lws-12EF"
+    ap = ap_state(tmp_path)
+    assert ap["authmode"] == 0 and ap["password"] == ""
+    assert "WARN: wlan: access point lws-12EF is open (ap_open)" in srv.log()
+
+
+def test_status_peers_only_when_asked(server_factory):
+    """The test server shows its connections (Status(peers=True))."""
+    srv = server_factory()
+    st, _, body = srv.get("/status.json")
+    s = json.loads(body)
+    assert st == 200 and s["count"] >= 1
+    assert any(c["peer"].startswith("127.0.0.1:") and c["role"] == "http"
+               for c in s["connections"])
 
 
 def test_flat_config_with_wlan_section(tmp_path, boards):
@@ -91,6 +132,10 @@ def test_flat_config_with_wlan_section(tmp_path, boards):
     boards.append(srv)
     assert srv.get("/")[0] == 200
     assert status(srv)["ap"] == "flat-ap"
+    ap = ap_state(tmp_path)
+    assert ap["authmode"] == 3 and ap["password"] == "flatpass1"
+    # a configured password: the board keeps none of its own
+    assert not (tmp_path / "wlan.json").exists()
 
 
 def test_bad_pieces_are_logged_not_fatal(tmp_path, boards):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port, wait_port
+from conftest import REPO, free_port, run_mpy, wait_port
 
 from lwstool import cli, vboard
 from lwstool.board import Board
@@ -349,6 +349,100 @@ def test_wifi(vb):
     assert "short1" not in r.stderr
     r = lwstool("-p", path, "wifi", "status")
     assert r.returncode == 0 and "connected" in r.stdout
+
+
+def test_wifi_ap(vb):
+    """The set-up access point's name and password, as main.py brings it
+    up: the board's own password (made once, on the board), a configured
+    one, or open."""
+    path, root = vb
+    lwstool("-p", path, "deploy", "--board", "esp8266")
+    cfg = root / "lws.json"
+    before = cfg.read_bytes() if cfg.exists() else None
+    try:
+        cfg.write_text(json.dumps({"wlan": {"wait": 2}}))
+        r = lwstool("-p", path, "wifi", "ap")
+        assert r.returncode == 0, r.stderr
+        pw = json.loads((root / "wlan.json").read_text())["ap_password"]
+        assert len(pw) >= 8
+        lines = r.stdout.splitlines()
+        assert "ssid       lws-3456" in lines
+        assert "security   WPA2" in lines
+        assert "password   %s" % pw in lines
+        # the same each time
+        assert lwstool("-p", path, "wifi", "ap").stdout == r.stdout
+        cfg.write_text(json.dumps({"wlan": {"ap_ssid": "my-board",
+                                            "ap_password": "configured1",
+                                            "setup": "always",
+                                            "setup_password": "admin-pw-1"}}))
+        r = lwstool("-p", path, "wifi", "ap")
+        assert r.returncode == 0, r.stderr
+        assert "ssid       my-board" in r.stdout
+        assert "password   configured1" in r.stdout
+        assert "admin-pw-1" not in r.stdout
+        assert "setup_password" in r.stdout
+        cfg.write_text(json.dumps({"wlan": {"ap_open": True}}))
+        r = lwstool("-p", path, "wifi", "ap")
+        assert r.returncode == 0, r.stderr
+        assert "security   open (ap_open)" in r.stdout
+        assert "password   %s" % pw not in r.stdout
+        assert "admin" in r.stdout and pw in r.stdout  # the page's
+    finally:
+        if before is None:
+            cfg.unlink()
+        else:
+            cfg.write_bytes(before)
+
+
+def test_board_write_syncs_before_rename(tmp_path):
+    """lws.json, the deployed files: written aside, synced (os.sync
+    where the port has it), then renamed."""
+    sent = []
+
+    class Transport:
+        in_raw_repl = True
+
+        def exec_raw(self, code, timeout=None):
+            sent.append(code)
+            return b"", b""
+
+        def exec(self, code):
+            pass
+
+        def exit_raw_repl(self):
+            pass
+
+        def close(self):
+            pass
+
+    b = Board("/dev/null")
+    b._t = Transport()
+    b.write("lws.json", b'{"server": {"port": 80}}', chunk=8)
+    b.close()
+    code = """
+import os as _os, sys, json
+calls = []
+class Os:
+    def __getattr__(self, k):
+        return getattr(_os, k)
+    def sync(self):
+        calls.append(['sync', open('lws.json.tmp').read()])
+    def rename(self, a, b):
+        calls.append(['rename', a, b])
+        _os.rename(a, b)
+sys.modules['os'] = Os()
+""" + "\n".join(sent) + "\nprint(json.dumps(calls))"
+    r = run_mpy(code, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [
+        ["sync", '{"server": {"port": 80}}'],
+        ["rename", "lws.json.tmp", "lws.json"]]
+    assert (tmp_path / "lws.json").read_text() == '{"server": {"port": 80}}'
+    # a port without os.sync: the same file
+    (tmp_path / "lws.json").unlink()
+    r = run_mpy("\n".join(sent), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "lws.json").read_text() == '{"server": {"port": 80}}'
 
 
 def test_wifi_add_asks_for_the_password(vb):

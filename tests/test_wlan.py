@@ -1,6 +1,8 @@
 """The WLAN slots, the manager and the set-up page, on the unix port with
 the simulated network module (boards/unix/network.py)."""
+import base64
 import json
+import re
 import subprocess
 import time
 import urllib.parse
@@ -28,7 +30,18 @@ def env(tmp_path, path=PATH):
     e = unixport.environment()
     e["MICROPYPATH"] = path
     e["LWS_FAKE_APS"] = str(tmp_path / "fake_aps.json")
+    e["LWS_FAKE_AP_STATE"] = str(tmp_path / "ap_state.json")
     return e
+
+
+def ap_state(tmp_path):
+    """What the simulated radio's access point was last set to."""
+    return json.loads((tmp_path / "ap_state.json").read_text())
+
+
+def saved_ap_password(tmp_path):
+    return json.loads((tmp_path / "wlan.json").read_text()).get(
+        "ap_password")
 
 
 def mpy(tmp_path, code, heap=None, timeout=30, path=PATH):
@@ -291,6 +304,35 @@ print(json.dumps([e['ssid'] for e in Slots().list()]))
     assert not (tmp_path / "wlan.json.tmp").exists()
 
 
+def test_save_syncs_before_rename(tmp_path):
+    """The temp file is flushed (os.sync, where the port has one) before
+    the rename makes it the slot file; the load-time recovery is as
+    before."""
+    r = mpy(tmp_path, """
+import json, os
+import lws.wlan as wlan
+calls = []
+class Os:
+    def __getattr__(self, k):
+        return getattr(os, k)
+    def sync(self):
+        calls.append(['sync', sorted(os.listdir('.'))])
+    def rename(self, a, b):
+        calls.append(['rename', a, b])
+        os.rename(a, b)
+wlan.os = Os()
+s = wlan.Slots()
+s.add('home', 'homepass1')
+s.remove('home')
+print(json.dumps(calls))
+""")
+    step = [["sync", ["wlan.json.tmp"]],
+            ["rename", "wlan.json.tmp", "wlan.json"],
+            ["sync", ["wlan.json", "wlan.json.tmp"]],
+            ["rename", "wlan.json.tmp", "wlan.json"]]
+    assert result(r) == step
+
+
 def test_half_written_temp_file_removed(tmp_path):
     (tmp_path / "wlan.json").write_text(json.dumps(
         {"slots": [{"ssid": "home", "password": "homepass1"}]}))
@@ -454,6 +496,63 @@ ap = network.WLAN(network.AP_IF)
 print(json.dumps([ok, ap.config('essid'), ap.config('authmode'), network.hostname()]))
 """)
     assert result(r) == [False, "my-board", 3, "lws-h"]
+    assert ap_state(tmp_path)["password"] == "apsecret1"
+    # a configured password: the board makes none of its own
+    assert not (tmp_path / "wlan.json").exists()
+
+
+# the board's own AP password: no 0/o, 1/l, to be read off a console
+AP_ALPHABET = set("abcdefghijkmnpqrstuvwxyz23456789")
+
+AP_UP = PRELUDE + """
+m = Manager(Slots(), timeout=1, backoff=0.2%s)
+ok = m.connect(2)
+ap = network.WLAN(network.AP_IF)
+print(json.dumps([ok, m.ap, ap.active(), ap.config('authmode')]))
+"""
+
+
+def test_ap_is_wpa2_with_a_stable_board_password(tmp_path):
+    """No ap_password: the access point is WPA2 all the same, with a
+    password made once for this board, kept, and printed."""
+    boards = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        air(d, [])
+        r = mpy(d, AP_UP % "")
+        assert result(r) == [False, "lws-3456", True, 3]
+        st = ap_state(d)
+        pw = st["password"]
+        assert st["active"] and st["essid"] == "lws-3456"
+        assert st["authmode"] == 3
+        assert len(pw) >= 8 and set(pw) <= AP_ALPHABET
+        assert "wlan: access point lws-3456: WPA2, password %s" % pw \
+            in r.stderr
+        assert saved_ap_password(d) == pw
+        # the next boot: the same password
+        r = mpy(d, AP_UP % "")
+        assert result(r)[3] == 3 and ap_state(d)["password"] == pw
+        assert "password %s" % pw in r.stderr
+        # never among the saved networks
+        r = mpy(d, "from lws.wlan import Slots\nprint(Slots().list())")
+        assert pw not in r.stdout
+        boards.append(pw)
+    # another board, another password
+    assert boards[0] != boards[1]
+
+
+def test_ap_open_only_when_asked(tmp_path):
+    air(tmp_path, [])
+    r = mpy(tmp_path, AP_UP % ", ap_open=True")
+    assert result(r) == [False, "lws-3456", True, 0]
+    st = ap_state(tmp_path)
+    assert st["authmode"] == 0 and st["password"] == ""
+    assert "WARN: wlan: access point lws-3456 is open (ap_open)" in r.stderr
+    # a configured password wins over ap_open
+    r = mpy(tmp_path, AP_UP % ", ap_open=True, ap_password='apsecret1'")
+    assert result(r)[3] == 3 and ap_state(tmp_path)["password"] == \
+        "apsecret1"
 
 
 def test_link_lost_reconnects(tmp_path):
@@ -495,22 +594,55 @@ def wait_for(fn, timeout=10):
     raise AssertionError("timed out")
 
 
-def status(srv):
-    st, _, body = srv.get("/setup/status.json")
+def basic(user, password):
+    """The Authorization header of HTTP Basic authentication."""
+    return {"Authorization": "Basic " + base64.b64encode(
+        ("%s:%s" % (user, password)).encode()).decode()}
+
+
+def status(srv, auth=None):
+    st, _, body = srv.get("/setup/status.json", auth)
     assert st == 200
     return json.loads(body)
 
 
-def post(srv, path, fields):
+def page_token(srv, auth=None):
+    """The CSRF token in the set-up page's forms."""
+    st, _, page = srv.get("/setup", auth)
+    assert st == 200
+    toks = set(re.findall(rb"<input type=hidden name=token value=(\w+)>",
+                          page))
+    assert len(toks) == 1, page
+    return toks.pop().decode()
+
+
+PAGE = object()  # post(): take the token from the page
+
+
+def post_full(srv, path, fields, token=PAGE, headers=None, auth=None):
+    """A form POST as a browser sends it from the set-up page: with the
+    page's token (token=None: without one), same-origin."""
+    fields = dict(fields)
+    if token is PAGE:
+        token = page_token(srv, auth)
+    if token is not None:
+        fields["token"] = token
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    h.update(auth or {})
+    h.update(headers or {})
     c = srv.conn()
     try:
         c.request("POST", path, body=urllib.parse.urlencode(fields),
-                  headers={"Content-Type":
-                           "application/x-www-form-urlencoded"})
+                  headers=h)
         r = c.getresponse()
-        return r.status, r.read()
+        return r.status, dict(r.getheaders()), r.read()
     finally:
         c.close()
+
+
+def post(srv, path, fields, **kw):
+    st, _, body = post_full(srv, path, fields, **kw)
+    return st, body
 
 
 @pytest.fixture
@@ -550,42 +682,199 @@ def test_setup_page_adds_a_slot_and_board_connects(tmp_path, boards):
     assert saved["last_good"] == 0
 
 
+ADMIN = basic("admin", "adminpass1")
+
+
 def test_setup_always_shows_connected_state(tmp_path, boards):
     srv = board(tmp_path, {"wlan": {"wait": 3, "setup": "always",
+                                    "setup_password": "adminpass1",
                                     "options": {"backoff": 5}},
                            "server": {"docroot": ""}}, [CAFE])
     boards.append(srv)
-    assert post(srv, "/setup/add", {"ssid": "cafe",
-                                    "password": "cafepass1"})[0] == 200
+    assert post(srv, "/setup/add", {"ssid": "cafe", "password": "cafepass1"},
+                auth=ADMIN)[0] == 200
     st = wait_for(lambda: (lambda s: s["state"] == "connected" and s)(
-        status(srv)), 10)
+        status(srv, ADMIN)), 10)
     assert st["ssid"] == "cafe" and st["ap"] is None and st["rssi"] == -40
     assert st["slots"] == [{"slot": 0, "ssid": "cafe", "open": False,
                             "last_good": True}]
     assert "cafepass1" not in json.dumps(st)
-    code, _, page = srv.get("/setup")
+    code, _, page = srv.get("/setup", ADMIN)
     assert code == 200 and b"connected to cafe" in page
     assert b"cafepass1" not in page
+    # on the station network now: still only with the credentials
+    assert srv.get("/setup/status.json")[0] == 401
+    # setup_password is the password, not the access point's
+    ap_pw = saved_ap_password(tmp_path)
+    assert srv.get("/setup", basic("admin", ap_pw))[0] == 401
 
 
 def test_setup_page_errors_and_remove(tmp_path, boards):
+    srv = board(tmp_path, {"wlan": {"wait": 2, "setup": "always",
+                                    "setup_password": "adminpass1"},
+                           "server": {"docroot": ""}}, [])
+    boards.append(srv)
+    tok = page_token(srv, ADMIN)
+
+    def add(fields):
+        return post(srv, "/setup/add", fields, token=tok, auth=ADMIN)[0]
+    assert add({"ssid": "x", "password": "short"}) == 400
+    assert add({"password": "password1"}) == 400
+    assert add({"ssid": "a" * 300}) in (400, 413)
+    assert add({"ssid": "<b>&", "password": ""}) == 200
+    _, _, page = srv.get("/setup", ADMIN)
+    assert b"&lt;b&gt;&amp;" in page and b"<b>&" not in page
+    assert post(srv, "/setup/remove", {"slot": "0"}, auth=ADMIN)[0] == 200
+    assert status(srv, ADMIN)["slots"] == []
+    assert post(srv, "/setup/remove", {"slot": "0"}, auth=ADMIN)[0] == 404
+    assert srv.get("/setup/nothing", ADMIN)[0] == 404
+    assert srv.proc.poll() is None
+
+
+HOME_FORM = {"ssid": "home", "password": "homepass1"}
+
+
+def saved_ssids(tmp_path):
+    f = tmp_path / "wlan.json"
+    if not f.exists():
+        return []
+    return [e["ssid"] for e in json.loads(f.read_text())["slots"] if e]
+
+
+def test_setup_changes_need_the_page_token(tmp_path, boards):
+    """A POST without the token of this boot's page (a form on another
+    site, a script on the network) is refused and changes nothing."""
+    srv = board(tmp_path, {"wlan": {"wait": 2}, "server": {"docroot": ""}},
+                [])
+    boards.append(srv)
+    st, h, page = srv.get("/setup")
+    assert st == 200 and h["Cache-Control"] == "no-store"
+    tok = page_token(srv)
+    assert len(tok) >= 32
+    for bad in (None, "", "0" * len(tok), tok[:-1], tok + "0"):
+        st, h, _ = post_full(srv, "/setup/add", HOME_FORM, token=bad)
+        assert st == 403, bad
+        assert h["Cache-Control"] == "no-store"
+    assert status(srv)["slots"] == [] and saved_ssids(tmp_path) == []
+    st, h, body = post_full(srv, "/setup/add", HOME_FORM, token=tok)
+    assert st == 200 and b"slot 0" in body
+    assert h["Cache-Control"] == "no-store"
+    assert saved_ssids(tmp_path) == ["home"]
+    # every form on the page carries the token: add and forget
+    _, _, page = srv.get("/setup")
+    assert page.count(b"<form") == 2
+    assert page.count(b"name=token value=%s>" % tok.encode()) == 2
+    # remove likewise
+    for bad in (None, "0" * len(tok)):
+        assert post(srv, "/setup/remove", {"slot": "0"}, token=bad)[0] == 403
+    assert saved_ssids(tmp_path) == ["home"]
+    st, h, _ = post_full(srv, "/setup/remove", {"slot": "0"}, token=tok)
+    assert st == 200 and h["Cache-Control"] == "no-store"
+    assert saved_ssids(tmp_path) == []
+
+
+def test_setup_token_is_new_each_boot(tmp_path):
+    air(tmp_path, [])
+    r = mpy(tmp_path, """
+from lws.wlan import Slots, Manager
+from lws.plugins.wlan_setup import WlanSetup
+m = Manager(Slots())
+print(WlanSetup(m).token, WlanSetup(m).token)
+""")
+    a, b = r.stdout.split()
+    assert a != b and len(a) >= 32
+
+
+def test_setup_changes_refused_from_another_origin(tmp_path, boards):
+    srv = board(tmp_path, {"wlan": {"wait": 2}, "server": {"docroot": ""}},
+                [])
+    boards.append(srv)
+    tok = page_token(srv)
+    host = "127.0.0.1:%d" % srv.port
+    for h in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+              {"Origin": "http://127.0.0.1:%d" % (srv.port + 1)},
+              {"Origin": "https://" + host},
+              {"Referer": "http://evil.example/setup"},
+              {"Origin": "http://evil.example",
+               "Referer": "http://%s/setup" % host}):
+        for path, form in (("/setup/add", HOME_FORM),
+                           ("/setup/remove", {"ssid": "home"})):
+            st, hd, _ = post_full(srv, path, form, token=tok, headers=h)
+            assert st == 403, (path, h)
+            assert hd["Cache-Control"] == "no-store"
+        assert saved_ssids(tmp_path) == []
+    # the board's own page: Origin or Referer name its host, or neither
+    # is sent (a tool, an old browser)
+    for h in ({"Origin": "http://" + host},
+              {"Referer": "http://%s/setup?scan=1" % host}, {}):
+        assert post(srv, "/setup/add", HOME_FORM, token=tok,
+                    headers=h)[0] == 200
+        assert saved_ssids(tmp_path) == ["home"]
+        assert post(srv, "/setup/remove", {"ssid": "home"}, token=tok,
+                    headers=h)[0] == 200
+        assert saved_ssids(tmp_path) == []
+
+
+def test_setup_always_needs_admin_credentials(tmp_path, boards):
+    """"setup": "always" offers the page on the station network too: only
+    to admin with setup_password, else with the access point's password."""
     srv = board(tmp_path, {"wlan": {"wait": 2, "setup": "always"},
                            "server": {"docroot": ""}}, [])
     boards.append(srv)
-    assert post(srv, "/setup/add", {"ssid": "x", "password": "short"})[0] \
-        == 400
-    assert post(srv, "/setup/add", {"password": "password1"})[0] == 400
-    code, body = post(srv, "/setup/add", {"ssid": "a" * 300})
-    assert code in (400, 413)
-    code, _ = post(srv, "/setup/add", {"ssid": "<b>&", "password": ""})
-    assert code == 200
-    _, _, page = srv.get("/setup")
-    assert b"&lt;b&gt;&amp;" in page and b"<b>&" not in page
-    assert post(srv, "/setup/remove", {"slot": "0"})[0] == 200
-    assert status(srv)["slots"] == []
-    assert post(srv, "/setup/remove", {"slot": "0"})[0] == 404
-    assert srv.get("/setup/nothing")[0] == 404
-    assert srv.proc.poll() is None
+    pw = saved_ap_password(tmp_path)
+    assert pw and ap_state(tmp_path)["password"] == pw
+    good = basic("admin", pw)
+    for path in ("/setup", "/setup/status.json", "/setup/scan.json",
+                 "/setup?scan=1"):
+        for auth in (None, basic("admin", "wrongpass1"), basic("root", pw),
+                     basic("admin", pw[:-1]), basic("admin", ""),
+                     {"Authorization": "Basic !!!"},
+                     {"Authorization": "Bearer " + pw}):
+            st, h, body = srv.get(path, auth)
+            assert st == 401, (path, auth)
+            assert h["WWW-Authenticate"] == 'Basic realm="lws-wlan-setup"'
+            assert b"lws-12EF" not in body
+        st, h, _ = srv.get(path, good)
+        assert st == 200 and h["Cache-Control"] == "no-store"
+    tok = page_token(srv, good)
+    # a change without the credentials: refused, even with the token
+    st, h, _ = post_full(srv, "/setup/add", HOME_FORM, token=tok)
+    assert st == 401 and "WWW-Authenticate" in h
+    assert post(srv, "/setup/add", HOME_FORM, token=tok,
+                auth=basic("admin", "wrongpass1"))[0] == 401
+    assert saved_ssids(tmp_path) == []
+    # with them, and the token
+    assert post(srv, "/setup/add", HOME_FORM, token=None,
+                auth=good)[0] == 403
+    assert post(srv, "/setup/add", HOME_FORM, token=tok, auth=good)[0] == 200
+    assert saved_ssids(tmp_path) == ["home"]
+    assert "set-up page at /setup, user admin, password %s" % pw \
+        in srv.log()
+    # curl's own Basic: the same
+    def curl(*args):
+        return subprocess.run(
+            ["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w",
+             "%{http_code}", *args, srv.url + "/setup/status.json"],
+            capture_output=True, text=True, timeout=20).stdout
+    assert curl("-u", "admin:" + pw) == "200"
+    assert curl("-u", "admin:" + pw + "x") == "401"
+    assert curl() == "401"
+
+
+def test_setup_ap_mode_asks_credentials_once_connected(tmp_path, boards):
+    """"ap" mode with keep_ap: once a station is up the page is reachable
+    from its network too, so it asks for admin's password."""
+    srv = board(tmp_path, {"wlan": {"wait": 2, "options": {
+        "backoff": 5, "keep_ap": True}}, "server": {"docroot": ""}}, [CAFE])
+    boards.append(srv)
+    assert status(srv)["ap"] == "lws-12EF"  # an access point only: open
+    assert post(srv, "/setup/add", {"ssid": "cafe",
+                                    "password": "cafepass1"})[0] == 200
+    good = basic("admin", saved_ap_password(tmp_path))
+    wait_for(lambda: srv.get("/setup/status.json")[0] == 401, 10)
+    st = status(srv, good)
+    assert st["state"] == "connected" and st["ap"] == "lws-12EF"
+    assert srv.get("/setup", basic("admin", "cafepass1"))[0] == 401
 
 
 # -- memory: the esp8266 budget ------------------------------------------------
@@ -596,6 +885,10 @@ def test_setup_page_errors_and_remove(tmp_path, boards):
 # flash), so the board runs under a larger cap and the share of the WLAN
 # manager and the set-up page is measured against the budget.
 BOARD_HEAP = 128 * 1024
+# The set-up page's guards (the form token, the Origin check, HTTP Basic)
+# are about 1.8 KB of bytecode here, which a board with lws frozen keeps
+# in flash: allowed on top of the code-and-objects measure below.
+GUARDS = 2048
 
 
 def heap_of(srv):
@@ -671,7 +964,7 @@ print(json.dumps([ok, gc.mem_alloc() - a]))
     ok, used = result(r)
     print("manager + set-up page objects and code, after lws: %d B"
           % (used - sim))
-    assert ok and used - sim <= budget // 2
+    assert ok and used - sim <= budget // 2 + GUARDS
 
 
 def test_radio_errors_back_off_not_crash(tmp_path):

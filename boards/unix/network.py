@@ -10,7 +10,10 @@ connect(), so a test can change the air while the board runs:
               "channel": 6, "connect_delay": 0.5, "flaky": 0.0,
               "bssid": "aa:bb:cc:dd:ee:01", "hidden": false}]}
 
-A bare list of access points works too. "flaky" is the probability that a
+A bare list of access points works too. The board's own access point
+(AP_IF) is written, as {"active", "essid", "authmode", "password"}, to
+the file in $LWS_FAKE_AP_STATE whenever it changes, so a test can see
+how the board set it up. "flaky" is the probability that a
 connect fails (STAT_CONNECT_FAIL); the draws come from a generator seeded
 with "seed", so a run is repeatable. Connecting takes "connect_delay"
 seconds without blocking: status() is STAT_CONNECTING until then.
@@ -95,6 +98,17 @@ def _now():
     return time.ticks_ms()
 
 
+def _record(w):
+    """The access point's settings, for the tests ($LWS_FAKE_AP_STATE)."""
+    p = os.getenv("LWS_FAKE_AP_STATE")
+    if p:
+        c = w._cfg
+        with open(p, "w") as f:
+            json.dump({"active": w._active, "essid": c["essid"],
+                       "authmode": c["authmode"],
+                       "password": c["password"]}, f)
+
+
 def hostname(name=None):
     """network.hostname([name]), as MicroPython 1.20+."""
     if name is None:
@@ -155,6 +169,8 @@ class WLAN:
         if not on:
             self._status = STAT_IDLE
             self._ap = None
+        if self._if == AP_IF:
+            _record(self)
         return None
 
     # -- station -----------------------------------------------------------
@@ -285,6 +301,7 @@ class WLAN:
 
     def config(self, *args, **kw):
         if kw:
+            old = dict(self._cfg)
             for k, v in kw.items():
                 if k == "key":
                     k = "password"
@@ -296,6 +313,14 @@ class WLAN:
                     self._cfg["authmode" if k == "security" else k] = v
                 else:
                     raise ValueError("unknown config param")
+            if self._if == AP_IF:
+                c = self._cfg
+                if c["authmode"] != AUTH_OPEN and \
+                        not 8 <= len(c["password"]) <= 64:
+                    # as ESP-IDF refuses a WPA key of the wrong length
+                    self._cfg = old
+                    raise OSError("Wifi Invalid Password")
+                _record(self)
             return None
         if len(args) != 1:
             raise TypeError("can query only one param")

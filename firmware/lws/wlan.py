@@ -5,7 +5,10 @@ JSON file; the manager scans, tries the saved networks that are in range
 (the last good one first, then by signal strength, then slot order),
 retries with a backoff, and when none connects opens an access point
 (lws-XXXX, from the MAC) so the set-up page can be reached, while it goes
-on trying the stations in the background.
+on trying the stations in the background. The access point is WPA2: with
+ap_password, else with the board's own password, made once and kept in
+the slot file (printed on the console when the AP comes up; `lwstool wifi
+ap` reads it); only ap_open=True opens it.
 
     from lws.wlan import Slots, Manager
     m = Manager(Slots("wlan.json"), hostname="lws")
@@ -22,6 +25,10 @@ from . import log
 
 _MAX_SSID = const(32)
 _MAX_PASSWORD = const(64)
+_AP_KEY_LEN = const(12)
+# 32 letters and digits, none to mistake for another (0/o, 1/l) when read
+# off a console: 5 random bits each, 60 in all
+_AP_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
 def _valid(e):
@@ -32,13 +39,15 @@ def _valid(e):
 
 class Slots:
     """n numbered credential slots in one JSON file, written atomically
-    (a temp file, then renamed over the old one)."""
+    (a temp file, synced, then renamed over the old one). The file also
+    keeps the board's own access point password (Manager.ap_key())."""
 
     def __init__(self, path="wlan.json", n=4):
         self.path = path
         self.n = n
         self.slots = [None] * n  # each (ssid, password) or None
         self.last_good = None
+        self.ap_password = None
         self.load()
 
     # -- the file ---------------------------------------------------------
@@ -67,6 +76,8 @@ class Slots:
         g = d.get("last_good")
         self.last_good = g if isinstance(g, int) and 0 <= g < self.n \
             and self.slots[g] else None
+        k = d.get("ap_password")
+        self.ap_password = k if isinstance(k, str) and len(k) >= 8 else None
 
     def _rm(self, p):
         try:
@@ -113,6 +124,7 @@ class Slots:
         if d is None:
             self.slots = [None] * self.n
             self.last_good = None
+            self.ap_password = None
             log.info("wlan: no saved networks in %s", p)
         else:
             self._use(d)
@@ -121,10 +133,18 @@ class Slots:
         """Write the file atomically: never a half-written slot file."""
         p = self.path
         tmp = p + ".tmp"
+        d = {"version": 1, "last_good": self.last_good,
+             "slots": [{"ssid": e[0], "password": e[1]} if e else None
+                       for e in self.slots]}
+        if self.ap_password:
+            d["ap_password"] = self.ap_password
         with open(tmp, "w") as f:
-            json.dump({"version": 1, "last_good": self.last_good,
-                       "slots": [{"ssid": e[0], "password": e[1]} if e
-                                 else None for e in self.slots]}, f)
+            json.dump(d, f)
+        # on flash before the rename makes it the file (os.sync where the
+        # port has one: not the unix port)
+        s = getattr(os, "sync", None)
+        if s:
+            s()
         try:
             os.rename(tmp, p)
         except OSError:
@@ -223,6 +243,9 @@ class Manager:
     ap_after = 1
     #: keep the access point up once a station is connected
     keep_ap = False
+    #: an open access point when no ap_password is given (anyone in range
+    #: could then reach the set-up page)
+    ap_open = False
 
     def __init__(self, slots, hostname=None, ap_ssid=None, ap_password=None,
                  timeout=10, on_change=None, **options):
@@ -230,8 +253,8 @@ class Manager:
             if not hasattr(self, k):
                 raise ValueError("unknown option " + k)
             setattr(self, k, options[k])
-        if ap_password and len(ap_password) < 8:
-            raise ValueError("ap_password must be 8..63 characters")
+        if ap_password and not 8 <= len(ap_password) <= 64:
+            raise ValueError("ap_password must be 8..64 characters")
         self.slots = slots
         self.hostname = hostname
         self.ap_ssid = ap_ssid
@@ -318,23 +341,41 @@ class Manager:
         mac = self.sta.config("mac")
         return "lws-%02X%02X" % (mac[-2], mac[-1])
 
+    def ap_key(self):
+        """The access point's password: ap_password, else the board's own,
+        made once from os.urandom and kept in the slot file, so it stays
+        the same across boots. Also the set-up page's, unless it has one."""
+        s = self.slots
+        k = self.ap_password or s.ap_password
+        if not k:
+            k = s.ap_password = "".join(_AP_ALPHABET[b & 31]
+                                        for b in os.urandom(_AP_KEY_LEN))
+            s.save()
+        return k
+
     def start_ap(self):
         net = self._network()
         name = self.ap_ssid or self.default_ap_ssid()
+        op = self.ap_open and not self.ap_password
         try:
             ap = net.WLAN(net.AP_IF)
             ap.active(True)
-            if self.ap_password:
-                ap.config(essid=name, password=self.ap_password,
-                          authmode=getattr(net, "AUTH_WPA2_PSK", 3))
-            else:
+            if op:
                 ap.config(essid=name, authmode=getattr(net, "AUTH_OPEN", 0))
+            else:
+                ap.config(essid=name, password=self.ap_key(),
+                          authmode=getattr(net, "AUTH_WPA2_PSK", 3))
         except OSError as e:
             log.err("wlan: access point failed: %s", e)
             return
         self.ap = name
-        self._set("ap", essid=name, ip=ap.ifconfig()[0],
-                  open=not self.ap_password)
+        if op:
+            log.warn("wlan: access point %s is open (ap_open): anyone in "
+                     "range can reach it", name)
+        else:
+            log.notice("wlan: access point %s: WPA2, password %s", name,
+                       self.ap_key())
+        self._set("ap", essid=name, ip=ap.ifconfig()[0], open=op)
 
     def stop_ap(self):
         if self.ap:

@@ -173,7 +173,8 @@ class Board:
         return None if out == "None" else ast.literal_eval(out)
 
     def write(self, path, data, progress=None, chunk=256):
-        """Write a file atomically: under a temporary name, then renamed."""
+        """Write a file atomically: under a temporary name, synced to the
+        flash (os.sync, where the port has one), then renamed."""
         self.mkdirs(path)
         tmp = path + ".tmp"
         self.exec("f=open(%r,'wb')\nw=f.write" % tmp)
@@ -183,7 +184,8 @@ class Board:
             done += len(data[i:i + chunk])
             if progress:
                 progress(done, len(data))
-        self.exec("f.close()\nimport os\nos.rename(%r,%r)\ndel f,w"
+        self.exec("f.close()\nimport os\ntry:\n os.sync()\n"
+                  "except AttributeError:\n pass\nos.rename(%r,%r)\ndel f,w"
                   % (tmp, path))
 
     def mkdirs(self, path):

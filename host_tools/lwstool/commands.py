@@ -78,8 +78,18 @@ def _wifi(args):
     elif args.wifi_cmd == "status":
         for k, v in c.wifi_status(port=args.device).items():
             print("%-10s %s" % (k, v))
+    elif args.wifi_cmd == "ap":
+        d = c.wifi_ap(port=args.device)
+        print("%-10s %s" % ("ssid", d["ssid"] or "(from the MAC)"))
+        if d["open"]:
+            print("%-10s %s" % ("security", "open (ap_open)"))
+        else:
+            print("%-10s %s" % ("security", "WPA2"))
+            print("%-10s %s" % ("password", d["password"]))
+        print("%-10s user admin, password %s" % (
+            "setup", d["admin"] or "from setup_password in lws.json"))
     else:
-        raise LwsToolError("wifi: say add, list, rm or status")
+        raise LwsToolError("wifi: say add, list, rm, status or ap")
 
 
 def _wifi_parser(p):
@@ -95,6 +105,8 @@ def _wifi_parser(p):
     r.add_argument("--slot", dest="slot_number", action="store_true",
                    help="SSID is a slot number")
     sub.add_parser("status", help="the station interface's state")
+    sub.add_parser("ap", help="the set-up access point: its name and "
+                   "password (the board's own is made when it has none)")
 
 
 def _config(args):

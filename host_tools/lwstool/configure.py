@@ -2,7 +2,9 @@
 
 The slots live on the board (`lws.wlan.Slots("wlan.json")`) and are
 changed there, by snippets; passwords go to the board and never come back
-(Slots.list() leaves them out) or get printed. lws.json is read, changed
+(Slots.list() leaves them out) or get printed. The one exception is the
+set-up access point's password (wifi_ap), which is there to be read by
+the person setting the board up. lws.json is read, changed
 on the host and written back atomically; values of secret-looking keys
 are shown as ***.
 """
@@ -76,6 +78,34 @@ def wifi_status(port=None, conn=None):
         return b.call(code, "_d")
     finally:
         _done(b, conn)
+
+
+def wifi_ap(port=None, conn=None):
+    """The set-up access point as main.py brings it up from lws.json:
+    {"ssid", "open", "password", "own", "admin"}. "own": the password is
+    the board's own, made on the board (now, if it had none yet) and
+    kept in wlan.json; "admin": the set-up page's password, or None when
+    it is setup_password from lws.json (not shown)."""
+    b = _board(conn, port)
+    try:
+        w = config_read(conn=b).get("wlan")
+        if not isinstance(w, dict):
+            w = {}
+        pw = w.get("ap_password") or None
+        code = (
+            "from lws import wlan\n"
+            "_m=wlan.Manager(wlan.Slots(%r),ap_ssid=%r,ap_password=%r)\n"
+            "try:\n _n=_m.ap_ssid or _m.default_ap_ssid()\n"
+            "except (ImportError,OSError,AttributeError):\n _n=None\n"
+            "_d={'ssid':_n,'key':_m.ap_key()}\ndel _m,_n"
+            % (w.get("slots", WLAN_FILE), w.get("ap_ssid"), pw))
+        d = b.call(code, "_d", secret=pw)
+    finally:
+        _done(b, conn)
+    is_open = bool(w.get("ap_open")) and not pw
+    return {"ssid": d["ssid"], "open": is_open,
+            "password": None if is_open else d["key"], "own": not pw,
+            "admin": None if w.get("setup_password") else d["key"]}
 
 
 def is_secret(key):

@@ -1,6 +1,10 @@
-"""lws-status: the live list of connections and the heap, pushed once a
-second to every connection of the protocol; GET on its callback:// mount
-gives the same as JSON (e.g. /status.json)."""
+"""lws-status: the server's state, pushed once a second to every
+connection of the protocol; GET on its callback:// mount gives the same
+as JSON (e.g. /status.json).
+
+What is public is the application's choice: by default the uptime, the
+heap and how many connections there are per role and protocol;
+Status(peers=True) adds each connection's peer address and port."""
 import gc
 import json
 import time
@@ -13,21 +17,31 @@ class Status(Protocol):
     name = "lws-status"
     rx_buffer_size = 64
 
-    def __init__(self):
+    def __init__(self, peers=False):
+        self.peers = peers
         self.timer = None
         self.t0 = time.ticks_ms()
 
     def report(self, ctx):
-        conns = []
+        roles = {}
+        protos = {}
+        conns = [] if self.peers else None
         for c in ctx.conns.values():
-            p = c.proto
-            conns.append({"peer": repr(c)[6:-1], "role": c.role.name,
-                          "protocol": getattr(p, "name", None)})
+            r = c.role.name
+            p = getattr(c.proto, "name", None)
+            roles[r] = roles.get(r, 0) + 1
+            if p:
+                protos[p] = protos.get(p, 0) + 1
+            if conns is not None:
+                conns.append({"peer": repr(c)[6:-1], "role": r,
+                              "protocol": p})
         gc.collect()
-        return json.dumps({
-            "uptime_ms": time.ticks_diff(time.ticks_ms(), self.t0),
-            "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free()},
-            "connections": conns})
+        d = {"uptime_ms": time.ticks_diff(time.ticks_ms(), self.t0),
+             "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free()},
+             "count": len(ctx.conns), "roles": roles, "protocols": protos}
+        if conns is not None:
+            d["connections"] = conns
+        return json.dumps(d)
 
     def on_http(self, conn, req):
         conn.respond(200, {"Cache-Control": "no-store"},

@@ -8,14 +8,28 @@ GET  /setup              the page: status, networks in range, saved slots
 GET  /setup?scan=1       the same after a fresh scan
 GET  /setup/scan.json    a fresh scan, as JSON
 GET  /setup/status.json  the manager's state and the saved slots
-POST /setup/add          ssid=...&password=... (a form): saved in a slot,
-                         and the manager tries it at once
-POST /setup/remove       slot=N or ssid=...
+POST /setup/add          ssid=...&password=...&token=... (a form): saved
+                         in a slot, and the manager tries it at once
+POST /setup/remove       slot=N or ssid=..., and token=...
+
+Nobody else changes the board's WLAN:
+- each form carries a token made (os.urandom) when the protocol is, so
+  once per boot; a POST without it, or whose Origin (else Referer) names
+  another host than the one it was sent to, gets 403 and changes nothing;
+- auth=True (the page offered on the station network too): every request
+  needs HTTP Basic, user admin, password `password` (default: the
+  manager's access point password), else 401. auth=None, the default:
+  the same while a station is connected; while the board is an access
+  point only, the AP's WPA2 password keeps strangers out. auth=False:
+  never (the application guards the page).
 """
 import json
 from lws import Protocol
 
 _MAX_BODY = const(256)
+# header lines, ready-made (conn.respond takes them as they are)
+_NO_STORE = "Cache-Control: no-store\r\n"
+_ASK = _NO_STORE + 'WWW-Authenticate: Basic realm="lws-wlan-setup"\r\n'
 
 
 def _esc(s):
@@ -23,24 +37,71 @@ def _esc(s):
             .replace(">", "&gt;").replace('"', "&quot;"))
 
 
+def _same(a, b):
+    """a == b (bytes), in a time that depends on the length of b (the
+    secret) only, not on where they differ."""
+    n = len(b)
+    r = len(a) ^ n
+    if r:
+        a = b
+    for i in range(n):
+        r |= a[i] ^ b[i]
+    return r == 0
+
+
+def _same_origin(conn, h):
+    """False when Origin (else Referer) is sent and does not name the
+    scheme and Host the request was sent to. (Browsers leave a default
+    port out of both; a Host that names it is refused: the safe side.)"""
+    o = h.get("origin", h.get("referer"))
+    if o is None:
+        return True  # no browser's form from another page
+    i = o.find("/", 8)  # the path, after "https://" and a host
+    if i > 0:
+        o = o[:i]
+    host = h.get("host")
+    return host is not None and o.lower() == (
+        "https://" if conn.tls else "http://") + host.lower()
+
+
 class WlanSetup(Protocol):
     name = "lws-wlan-setup"
     rx_buffer_size = 64
 
-    def __init__(self, manager):
+    def __init__(self, manager, password=None, auth=None):
+        import binascii
+        import os
         self.m = manager
+        self.password = password
+        self.auth = auth
+        self.token = binascii.hexlify(os.urandom(16)).decode()
+        self._basic = None
 
-    def _json(self, conn, d):
-        conn.respond(200, {"Cache-Control": "no-store"}, json.dumps(d),
-                     "application/json")
+    def _authorized(self, req):
+        a = self.auth
+        if not (self.m.isconnected() if a is None else a):
+            return True
+        b = self._basic
+        if b is None:
+            # the one header that lets in, compared whole in constant
+            # time, rather than decoding what a stranger sent
+            import binascii
+            b = self._basic = b"Basic " + binascii.b2a_base64(
+                b"admin:" + (self.password or self.m.ap_key()).encode())[:-1]
+        return _same(req.headers.get("authorization", "").encode(), b)
 
     def on_http(self, conn, req):
+        conn.user = None
         what = req.subpath.strip("/")
         m = self.m
-        if req.method == "POST" and what in ("add", "remove"):
-            conn.user = bytearray()
-            return
-        if req.method not in ("GET", "HEAD"):
+        if not self._authorized(req):
+            conn.respond(401, _ASK, "admin password needed")
+        elif req.method == "POST" and what in ("add", "remove"):
+            if _same_origin(conn, req.headers):
+                conn.user = bytearray()
+            else:
+                conn.respond(403, _NO_STORE, "not from this page")
+        elif req.method not in ("GET", "HEAD"):
             conn.send_error(405)
         elif what == "":
             if "scan=1" in req.query:
@@ -49,12 +110,14 @@ class WlanSetup(Protocol):
         elif what == "scan.json":
             if m.state != "connecting":
                 m.scan()
-            self._json(conn, [{"ssid": r[0], "rssi": r[1], "channel": r[2],
-                               "open": not r[3]} for r in m.last_scan])
+            conn.respond(200, _NO_STORE, json.dumps(
+                [{"ssid": r[0], "rssi": r[1], "channel": r[2],
+                  "open": not r[3]} for r in m.last_scan]),
+                "application/json")
         elif what == "status.json":
             d = m.status()
             d["slots"] = m.slots.list()
-            self._json(conn, d)
+            conn.respond(200, _NO_STORE, json.dumps(d), "application/json")
         else:
             conn.send_error(404)
 
@@ -63,7 +126,7 @@ class WlanSetup(Protocol):
         if b is not None:
             if len(b) + len(data) > _MAX_BODY:
                 conn.user = None
-                conn.send_error(413, close=True)
+                conn.respond(413, _NO_STORE, "too long")
             else:
                 b.extend(data)
 
@@ -71,18 +134,22 @@ class WlanSetup(Protocol):
         b = conn.user
         if b is None or conn.req.head_sent:
             return
+        conn.user = None
         from lws.util import parse_qs
         try:
             q = parse_qs(bytes(b).decode())
         except UnicodeError:
             q = {}
+        if not _same(q.get("token", "").encode(), self.token.encode()):
+            conn.respond(403, _NO_STORE, "reload the page")
+            return
         m = self.m
         back = conn.req.mount.mountpoint if conn.req.mount else "/setup"
         if conn.req.subpath.strip("/") == "remove":
             w = q.get("slot")
             w = int(w) if w and w.isdigit() else q.get("ssid")
             if not m.slots.remove(w):
-                conn.send_error(404, "no such slot")
+                conn.respond(404, _NO_STORE, "no such slot")
                 return
             msg = "Removed."
         else:
@@ -90,11 +157,11 @@ class WlanSetup(Protocol):
             try:
                 n = m.slots.add(ssid, q.get("password", ""))
             except ValueError as e:
-                conn.send_error(400, str(e))
+                conn.respond(400, _NO_STORE, _esc(e))
                 return
             m.kick(ssid)
             msg = "Saved %s in slot %d: connecting." % (_esc(ssid), n)
-        conn.respond(200, {"Refresh": "3; url=" + back},
+        conn.respond(200, "%sRefresh: 3; url=%s\r\n" % (_NO_STORE, back),
                      "<!doctype html><p>%s <a href=\"%s\">back</a>"
                      % (msg, back))
 
@@ -102,6 +169,7 @@ class WlanSetup(Protocol):
         m = self.m
         s = m.status()
         base = req.mount.mountpoint if req.mount else "/setup"
+        tok = "<input type=hidden name=token value=%s>" % self.token
         if s["state"] == "connected":
             st = "connected to %s (%s)" % (_esc(s["ssid"]), s["ip"])
         else:
@@ -111,7 +179,7 @@ class WlanSetup(Protocol):
         if s["ap"]:
             st += "; access point " + _esc(s["ap"])
         # the page goes out in pieces: no long string on a small heap
-        conn.respond(200, {"Cache-Control": "no-store"})
+        conn.respond(200, _NO_STORE)
         def w(s):
             conn.write(s.encode())
         w("<!doctype html><meta name=viewport content='width=device-width'>"
@@ -124,14 +192,15 @@ class WlanSetup(Protocol):
           % base)
         for e in m.slots.list():
             w("<li>%s%s <form method=post action='%s/remove' "
-              "style=display:inline><input type=hidden name=slot value=%d>"
+              "style=display:inline>%s<input type=hidden name=slot value=%d>"
               "<button>forget</button></form>"
               % (_esc(e["ssid"]), " (last good)" if e["last_good"] else "",
-                 base, e["slot"]))
-        w("</ol><h2>Add a network</h2><form method=post action='%s/add'>"
+                 base, tok, e["slot"]))
+        w("</ol><h2>Add a network</h2><form method=post action='%s/add'>%s"
           "<input name=ssid placeholder=SSID list=aps required maxlength=32>"
           " <input name=password type=password placeholder=password "
-          "maxlength=64> <button>save</button><datalist id=aps>" % base)
+          "maxlength=64> <button>save</button><datalist id=aps>"
+          % (base, tok))
         for r in m.last_scan:
             w("<option value=\"%s\">" % _esc(r[0]))
         w("</datalist></form>")
