@@ -228,3 +228,70 @@ def test_stalled_handshake_cut_before_timeout_secs(tls_srv):
         s.sendall(client_hello())
         took = closed_within(s, 10)
         assert took is not None and 3.5 < took < 7, took
+
+
+# -- a heap that runs low ------------------------------------------------------
+
+
+HEAP = "160K"  # what the README states for make run (64-bit port, .mpy)
+
+
+@pytest.fixture
+def mpy_server(tmp_path):
+    """The test server as make run starts it: compiled to .mpy, with its
+    TLS port, under the README's heap figure."""
+    from lwstool import mpy
+    from lwstool.certs import ensure_cert
+    from conftest import free_port, start, wait_port
+    mpy.build()
+    cert, key = ensure_cert(tmp_path / "tls")
+    port, tls_port = free_port(), free_port()
+    srv = start(tmp_path, script="-m test_server", heap=HEAP, path=mpy.BUILD,
+                port=port, args=["-p", port, "--tls-port", tls_port,
+                                 "--cert", cert, "--key", key,
+                                 "-o", "max_connections=250"])
+    wait_port(tls_port, srv.proc)
+    srv.tls_port = tls_port
+    yield srv
+    srv.stop()
+
+
+def test_low_heap_refuses_upgrades_serves_gets_recovers(mpy_server):
+    import http.client
+    from wsraw import handshake, read_frame
+    srv = mpy_server
+    keep = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    keep.request("GET", "/")
+    assert keep.getresponse().read().startswith(b"<!doctype html>")
+    opened, refused = [], 0
+    while len(opened) < 240 and refused < 3:
+        s, head = handshake(srv.port, "/", "dumb-increment-protocol")
+        if head.startswith(b"HTTP/1.1 101"):
+            opened.append(s)
+            continue
+        assert head.startswith(b"HTTP/1.1 503"), head
+        refused += 1
+        s.close()
+    try:
+        assert refused == 3, "the heap never ran low"
+        assert len(opened) >= 60  # the README: about 60 at this heap
+        # the WebSockets already open go on being served
+        s = opened[0]
+        assert read_frame(s)[1] == 1
+        # plain GETs still get through, kept-alive and new
+        keep.request("GET", "/")
+        assert keep.getresponse().read().startswith(b"<!doctype html>")
+        st, _, body = srv.get("/")
+        assert st == 200 and body.startswith(b"<!doctype html>")
+    finally:
+        for s in opened:
+            s.close()
+        keep.close()
+    time.sleep(1.5)
+    # load gone: upgrades are accepted again
+    s, head = handshake(srv.port, "/", "dumb-increment-protocol")
+    assert head.startswith(b"HTTP/1.1 101")
+    assert read_frame(s)[1] == 1
+    s.close()
+    assert srv.proc.poll() is None
+    assert "Traceback" not in srv.log()

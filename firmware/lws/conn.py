@@ -60,6 +60,9 @@ class Conn:
         self.deadline = 0
         #: when it began waiting for a request head (Role.waiting_since)
         self.since = time.ticks_ms()
+        # set here, not left to the class: drop() must not grow the
+        # instance (an allocation) when the heap is full
+        self.closed = False
 
     def __repr__(self):
         """'<conn 127.0.0.1:40000>', the peer's address."""
@@ -234,35 +237,45 @@ class Conn:
             self.role.close(self, code, reason)
 
     def drop(self):
-        """Hang up now: no goodbye on the wire."""
+        """Hang up now: no goodbye on the wire. It never raises: what
+        must happen (out of the socket table, the header buffer back, the
+        socket closed) happens even when a callback fails or the heap is
+        full, and it allocates nothing for itself."""
         if self.closed:
             return
-        if self.children:
-            for ch in list(self.children):
-                ch.drop()
-        if self.parent is not None and self.parent.children:
-            self.parent.children.remove(self)
         self.closed = True
-        if self.handshaking:
-            self.ctx.tls_handshake_done(self)
         try:
+            ch = self.children
+            while ch:
+                ch.pop().drop()
+            p = self.parent
+            if p is not None and p.children and self in p.children:
+                p.children.remove(self)
+            if self.handshaking:
+                self.ctx.tls_handshake_done(self)
             self.role.closed(self)
         except Exception as e:
-            log.exc(e, "%r: close callback", self)
-        self.release_ah()
-        self.ctx._closed(self)
-        if self.sock is not None:
             try:
-                self.sock.close()
-            except (OSError, ValueError):
+                log.exc(e, "%r: close callback", self)
+            except Exception:
                 pass
-        if self.raw is not None:
+        finally:
+            self.ctx._closed(self)
             try:
-                self.raw.close()
-            except OSError:
-                pass
-        self.tx = None
-        log.debug("%r: closed", self)
+                self.release_ah()
+            finally:
+                if self.sock is not None:
+                    try:
+                        self.sock.close()
+                    except (OSError, ValueError):
+                        pass
+                if self.raw is not None:
+                    try:
+                        self.raw.close()
+                    except OSError:
+                        pass
+                if self.tx is not None:
+                    self.tx = None
 
     # -- the HTTP response API (lws_add_http_header_* and friends) ---------
 

@@ -114,12 +114,13 @@ class Context:
     connect_timeout = 20
     #: bytes read at once by WebSocket, raw and client connections
     rx_buffer_size = 4096
-    #: free heap a new connection needs; short of it the connection gets
-    #: a 503 and the others go on
-    heap_reserve = 4096
-    #: free heap a WebSocket upgrade needs (it stays): short of it a 503,
-    #: while plain requests are still served
-    heap_reserve_ws = 8192
+    #: free heap (bytes) a new connection needs; short of it the
+    #: connection gets a 503 and the others go on (0: 1/32 of the heap)
+    heap_reserve = 0
+    #: free heap a WebSocket upgrade needs (it stays, and every open one
+    #: needs room for its events): short of it a 503, while plain requests
+    #: are still served (0: 1/10 of the heap)
+    heap_reserve_ws = 0
     _rx = None
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
@@ -128,6 +129,9 @@ class Context:
             if not hasattr(self, k):
                 raise ValueError("unknown option " + k)
             setattr(self, k, options[k])
+        heap = gc.mem_free() + gc.mem_alloc()
+        self.heap_reserve = self.heap_reserve or heap >> 5
+        self.heap_reserve_ws = self.heap_reserve_ws or heap // 10
         self.head_timeout = min(self.head_timeout, self.timeout_secs)
         self.tls_handshake_timeout = min(self.tls_handshake_timeout,
                                          self.timeout_secs)
