@@ -32,7 +32,7 @@ help:
 	@echo "make test   the whole test suite"
 	@echo "make bench  speed and memory against Microdot and a raw socket loop"
 	@echo "make fuzz   the fuzz test, 20x longer, seed from the clock"
-	@echo "            FUZZ_SEED=n (replay a run) FUZZ_CASES=n FUZZ_KEEPGOING=1 FUZZ_HEAP=64K"
+	@echo "            FUZZ_SEED=n (replay a run) FUZZ_CASES=n FUZZ_KEEPGOING=1 FUZZ_HEAP=128K"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,12 +70,12 @@ test: setup debs
 bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-# tests/test_fuzz.py with 20 times the cases of make test (1500 of each
+# tests/test_fuzz.py with 20 times the cases of make test (3000 of each
 # kind there); the seed is printed so that a failed run can be replayed
 fuzz: setup
 	@seed=$${FUZZ_SEED:-$$(date +%s)}; \
-	echo "make fuzz: FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-30000}"; \
-	FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-30000} \
+	echo "make fuzz: FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-60000}"; \
+	FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-60000} \
 	    $(BIN)/python -m pytest -q -rA tests/test_fuzz.py \
 	    -k "fuzz_http_requests or fuzz_ws_frames" $(PYTEST_ARGS) || \
 	    { echo "make fuzz: failed with FUZZ_SEED=$$seed"; exit 1; }

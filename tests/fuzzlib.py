@@ -234,13 +234,75 @@ def _mutate_once(rng, b, corpus):
                              b"ffffffffffffffff\r\n", b"\x00" * 10)))
 
 
-def http_case(seed, i, corpus):
-    """Case i: (chunks, delay between them, keep the connection open)."""
-    rng = random.Random("%s:http:%d" % (seed, i))
+class HttpCase:
+    """One connection: the request in chunks sent delay apart, then our
+    FIN (or, open_, the connection left open); rcvbuf: a small receive
+    window, read slowly, so that the server's sends block."""
+
+    def __init__(self, data, rng):
+        self.chunks, self.delay = _split(rng, data)
+        self.open_ = rng.random() < 0.03
+        self.rcvbuf = rng.choice((2048, 4096)) if rng.random() < 0.04 \
+            else None
+
+    @property
+    def data(self):
+        return b"".join(self.chunks)
+
+    def describe(self):
+        return "request %s\n    sent as %d piece(s) %r, %.3fs apart%s%s" % (
+            _short(self.data), len(self.chunks),
+            [len(c) for c in self.chunks], self.delay,
+            ", read slowly through a %d-byte window" % self.rcvbuf
+            if self.rcvbuf else "", ", the connection left open"
+            if self.open_ else ", then our FIN")
+
+
+def case(data):
+    """An HttpCase of data as it is: one send, then our FIN."""
+    c = HttpCase(data, random.Random(0))
+    c.chunks, c.delay, c.open_, c.rcvbuf = [data], 0.0, False, None
+    return c
+
+
+class MultiCase:
+    """Several connections at once, their pieces interleaved in order (a
+    list of connection numbers): more than the header pool holds."""
+
+    def __init__(self, parts, order):
+        self.parts, self.order = parts, order
+
+    @property
+    def data(self):
+        return b"".join(p.data for p in self.parts)
+
+    def describe(self):
+        return "%d connections at once, pieces sent in the order %r:\n  " % (
+            len(self.parts), self.order) + "\n  ".join(
+                "%d: %s" % (j, p.describe()) for j, p in enumerate(self.parts))
+
+
+def _http_request(rng, corpus):
     b = bytearray(rng.choice(corpus)[1])
     for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
         _mutate_once(rng, b, corpus)
-    return _split(rng, bytes(b[:20000])) + (rng.random() < 0.03,)
+    return bytes(b[:20000])
+
+
+def http_case(seed, i, corpus):
+    """Case i: an HttpCase, or now and then a MultiCase."""
+    rng = random.Random("%s:http:%d" % (seed, i))
+    if rng.random() >= 0.06:
+        return HttpCase(_http_request(rng, corpus), rng)
+    parts = []
+    for _ in range(rng.randrange(2, 7)):
+        p = HttpCase(_http_request(rng, corpus), rng)
+        p.open_ = False
+        p.rcvbuf = None
+        parts.append(p)
+    order = [j for j, p in enumerate(parts) for _ in p.chunks]
+    rng.shuffle(order)
+    return MultiCase(parts, order)
 
 
 def _split(rng, data):
@@ -263,6 +325,7 @@ class Result:
         self.data = b""
         self.end = None
         self.secs = 0.0
+        self.closing = False
 
     def __repr__(self):
         return "<%s after %.2fs, %d bytes: %s>" % (
@@ -280,17 +343,21 @@ def _send(s, chunks, delay):
     return True
 
 
-def collect(s, res, open_=False, hang=3.5, idle=0.15, cap=1 << 20):
+def collect(s, res, open_=False, hang=3.5, idle=0.15, cap=1 << 20,
+            slow=False):
     """Read until EOF. open_: the connection was not half-closed, so the
     server may keep it: stop after idle seconds of silence. Otherwise
     silence longer than hang seconds is a hang (the server should see our
-    FIN and hang up); a server that keeps sending (a stream) is 'busy'."""
+    FIN and hang up); a server that keeps sending (a stream) is 'busy'.
+    slow: read in small pieces, a little at a time."""
     t0 = time.monotonic()
     last = t0
     s.settimeout(idle if open_ else 0.5)
     while True:
         try:
-            d = s.recv(65536)
+            if slow:
+                time.sleep(0.001)
+            d = s.recv(512 if slow else 65536)
         except socket.timeout:
             now = time.monotonic()
             if open_:
@@ -315,16 +382,54 @@ def collect(s, res, open_=False, hang=3.5, idle=0.15, cap=1 << 20):
     return res
 
 
-def run_http(port, chunks, delay, open_):
+def _connect(port, rcvbuf=None):
+    s = socket.socket()
+    s.settimeout(2)
+    if rcvbuf:  # before connecting, so the window stays small
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _fin(s):
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def run_http(port, case):
+    """Send an HttpCase; its Result. A MultiCase: the list of Results."""
+    if isinstance(case, MultiCase):
+        return _run_multi(port, case)
     res = Result()
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        if _send(s, chunks, delay) and not open_:
-            try:
-                s.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        collect(s, res, open_)
+    with _connect(port, case.rcvbuf) as s:
+        if _send(s, case.chunks, case.delay) and not case.open_:
+            _fin(s)
+        collect(s, res, case.open_, slow=bool(case.rcvbuf))
     return res
+
+
+def _run_multi(port, case):
+    socks = [_connect(port) for _ in case.parts]
+    try:
+        sent = [0] * len(socks)
+        for j in case.order:
+            p = case.parts[j]
+            if sent[j] >= 0:
+                try:
+                    socks[j].sendall(p.chunks[sent[j]])
+                    sent[j] += 1
+                except OSError:
+                    sent[j] = -1  # the server hung up on this one
+            if sent[j] == len(p.chunks) or sent[j] < 0:
+                _fin(socks[j])
+            if p.delay:
+                time.sleep(p.delay)
+        return [collect(s, Result()) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class attach:
@@ -422,9 +527,11 @@ def check_http(req, res):
         else:
             break  # close-delimited
         pos += n
-        if f.get(b"connection") == b"close" and pos < len(data):
-            raise AssertionError("data after a Connection: close answer: %r"
-                                 % data[pos:pos + 80])
+        if f.get(b"connection") == b"close":
+            if pos < len(data):
+                raise AssertionError("data after a Connection: close answer:"
+                                     " %r" % data[pos:pos + 80])
+            res.closing = True  # a whole answer that announced the close
         if not nxt(pos):
             raise AssertionError("junk after a body: %r" % data[pos:pos + 80])
     return statuses
@@ -680,9 +787,31 @@ def _segment(rng):
     return [F(1, b"", fin=False), F(0, b""), F(2, b"")]  # empty fragments
 
 
+class WsCase:
+    """Frames to /echo after a real handshake (glued: in the same send as
+    the handshake), as a stream in chunks sent delay apart, then our FIN;
+    mutated: the stream's bytes were mutated after it was built (no model
+    of the answer then)."""
+
+    def __init__(self, frames, stream, mutated, chunks, delay, glued):
+        self.frames, self.stream, self.mutated = frames, stream, mutated
+        self.chunks, self.delay, self.glued = chunks, delay, glued
+
+    @property
+    def data(self):
+        return self.stream
+
+    def describe(self):
+        return ("frames %r%s\n    stream %s\n    sent as %d piece(s), %.3fs "
+                "apart%s, then our FIN" % (
+                    self.frames, " (then bytes mutated)" if self.mutated
+                    else "", _short(self.stream), len(self.chunks),
+                    self.delay, ", glued to the handshake" if self.glued
+                    else ""))
+
+
 def ws_case(seed, i):
-    """Case i: (frames, byte-mutated stream or None, chunks, delay,
-    frames glued to the handshake)."""
+    """Case i, a WsCase."""
     rng = random.Random("%s:ws:%d" % (seed, i))
     frames = []
     for _ in range(rng.choice((1, 1, 2, 2, 3, 4, 6))):
@@ -693,8 +822,8 @@ def ws_case(seed, i):
             del frames[j + 1:]
             break
     stream = b"".join(f.encode(rng) for f in frames)
-    mutated = None
-    if rng.random() < 0.25:
+    mutated = rng.random() < 0.25
+    if mutated:
         b = bytearray(stream)
         for _ in range(rng.randrange(1, 4)):
             n = len(b)
@@ -711,13 +840,13 @@ def ws_case(seed, i):
                 del b[p:p + rng.randrange(1, 10)]
             else:
                 del b[p:]
-        mutated = stream = bytes(b)
+        stream = bytes(b)
     chunks, delay = _split(rng, stream)
     if rng.random() < 0.15 and len(stream) > 1:  # the head byte by byte
         k = rng.randrange(1, min(len(stream), 10) + 1)
         chunks = [stream[j:j + 1] for j in range(k)] + [stream[k:]]
         delay = 0.001
-    return frames, mutated, chunks, delay, rng.random() < 0.1
+    return WsCase(frames, stream, mutated, chunks, delay, rng.random() < 0.1)
 
 
 # -- the model: what the echo server must answer -----------------------------
@@ -907,13 +1036,14 @@ def ws_request(path=b"/echo"):
             b"Sec-WebSocket-Version: 13\r\n\r\n")
 
 
-def run_ws(port, chunks, delay, glued):
-    """Handshake to /echo, send the chunks, half-close, read to EOF.
+def run_ws(port, case):
+    """Handshake to /echo, send the case's chunks, half-close, read to EOF.
     Returns (101 head, Result with what came after it)."""
     res = Result()
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    chunks = case.chunks
+    with _connect(port) as s:
         hs = ws_request()
-        if glued:
+        if case.glued:
             chunks = [hs + chunks[0]] + chunks[1:]
         else:
             s.sendall(hs)
@@ -924,7 +1054,7 @@ def run_ws(port, chunks, delay, glued):
                     raise AssertionError("closed during handshake: %r" % head)
                 head += d
             res.data = head
-        if _send(s, chunks, delay):
+        if _send(s, chunks, case.delay):
             try:
                 s.shutdown(socket.SHUT_WR)
             except OSError:
@@ -944,15 +1074,4 @@ def _short(b, n=1500):
 
 def describe(case):
     """A case as text to replay it by hand: the bytes as sent."""
-    if len(case) == 3:
-        chunks, delay, open_ = case
-        return "request %s\n    sent as %d piece(s) %r, %.3fs apart%s" % (
-            _short(b"".join(chunks)), len(chunks), [len(c) for c in chunks],
-            delay, ", the connection left open" if open_ else
-            ", then our FIN")
-    frames, mutated, chunks, delay, glued = case
-    return ("frames %r%s\n    stream %s\n    sent as %d piece(s), %.3fs "
-            "apart%s, then our FIN" % (
-                frames, " (then bytes mutated)" if mutated is not None else "",
-                _short(b"".join(chunks)), len(chunks), delay,
-                ", glued to the handshake" if glued else ""))
+    return case.describe()
