@@ -335,9 +335,9 @@ def test_fuzz_ws_frames(fuzz_server):
                 stats["close %s" % (struct.unpack("!H", p[:2])[0]
                                     if p else "empty")] += 1
         if not case.mutated:
-            ex = fz.model(case.frames)
+            ex = fz.model(case.frames, fz.PROTOCOLS.get(case.proto, 0))
             with fz.attach(res, "model %r" % ex):
-                fz.check_ws(ex, got, res.end)
+                fz.check_ws(ex, got, res.end, echo=case.proto is None)
         return res
 
     _run("ws_frames", fuzz_server, lambda i: fz.ws_case(SEED, i), execute,
@@ -361,6 +361,12 @@ def test_model_is_sane():
     assert ex.close == 1007 and ex.pongs == []
     ex = fz.model([F(1, b"\xce", fin=False), F(9, b""), F(0, b"\xba")])
     assert ex.msgs == [(1, "κ".encode())] and ex.pongs == [b""]
+    # a protocol's max_message_size counts the whole message
+    assert fz.model([F(2, b"x" * 300)], 256).close == 1009
+    assert fz.model([F(2, b"x" * 200, fin=False), F(0, b"y" * 57)],
+                    256).close == 1009
+    assert fz.model([F(2, b"x" * 200, fin=False), F(0, b"y" * 56)],
+                    256).close is None
 
 
 # -- regressions: holes found by fuzzing, exact bytes ------------------------
