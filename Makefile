@@ -1,4 +1,4 @@
-# microlws: make run | make test | make bench
+# microlws: make run | make test | make bench | make fuzz
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,7 @@ SEND ?=
 # a value as one single-quoted shell word (URLs carry ? and &)
 shq = '$(subst ','\'',$(1))'
 
-.PHONY: run client test bench setup debs mpy clean help
+.PHONY: run client test bench fuzz setup debs mpy clean help
 
 help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
@@ -31,6 +31,8 @@ help:
 	@echo "            PROTOCOL=name ECHO=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
 	@echo "make bench  speed and memory against Microdot and a raw socket loop"
+	@echo "make fuzz   the fuzz test, 20x longer, seed from the clock"
+	@echo "            FUZZ_SEED=n (replay a run) FUZZ_CASES=n FUZZ_KEEPGOING=1 FUZZ_HEAP=128K"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +81,16 @@ test: setup debs
 
 bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# tests/test_fuzz.py with 20 times the cases of make test (3000 of each
+# kind there); the seed is printed so that a failed run can be replayed
+fuzz: setup
+	@seed=$${FUZZ_SEED:-$$(date +%s)}; \
+	echo "make fuzz: FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-60000}"; \
+	FUZZ_SEED=$$seed FUZZ_CASES=$${FUZZ_CASES:-60000} \
+	    $(BIN)/python -m pytest -q -rA tests/test_fuzz.py \
+	    -k "fuzz_http_requests or fuzz_ws_frames" $(PYTEST_ARGS) || \
+	    { echo "make fuzz: failed with FUZZ_SEED=$$seed"; exit 1; }
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
