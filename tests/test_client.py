@@ -12,7 +12,6 @@ import base64
 import hashlib
 import http.server
 import json
-import shutil
 import socket
 import struct
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import serve as ws_serve
 
-from conftest import free_port, run_mpy, wait_port
+from conftest import free_port, peer, run_mpy, wait_port
 from wsraw import read_exact
 from lwstool import unixport
 
@@ -1289,9 +1288,7 @@ run(8, lambda: seen("error", 5))
 
 @pytest.fixture
 def lws_test_server(tmp_path):
-    exe = shutil.which("libwebsockets-test-server")
-    if not exe:
-        pytest.skip("libwebsockets-test-server (Debian) not installed")
+    exe = peer("libwebsockets-test-server")
     port = free_port()
     log = open(tmp_path / "lws-test-server.log", "wb")
     p = subprocess.Popen([exe, "--port=%d" % port, "-d", "3"], stdout=log,

@@ -150,32 +150,15 @@ def signature(tb):
     return "%s: %s" % (where, lines[-1].split(":")[0])
 
 
-def _not_ascii(case):
-    return max(case.data or b"\0") >= 0x80
-
-
 # Holes that have a regression test below and a fix on its way: the fuzz
 # run counts them instead of failing. Take an entry out once it is fixed.
 # (name, where the traceback ends and what it raised, the case's trait)
 KNOWN = [
-    ("a method that is not ASCII: test_non_ascii_method_is_400",
-     "http.py parse_head: UnicodeError", _not_ascii),
-    ("an upgrade pipelined behind a request: test_pipelined_upgrade",
-     "http.py settle: AttributeError", None),
-    ("POST to /t/info: test_post_to_info_keeps_connection",
-     "http_test.py on_http_body_completion: AttributeError", None),
 ]
-
-
-def _glued_frames_lost(case, res):
-    return isinstance(case, fz.WsCase) and case.glued and \
-        res is not None and res.end == "eof" and not res.data
 
 
 # Known outcomes that are wrong without a traceback: (name, test)
 KNOWN_OUTCOMES = [
-    ("frames glued to the upgrade request, then FIN: "
-     "test_frames_behind_upgrade_then_fin", _glued_frames_lost),
 ]
 
 
@@ -415,16 +398,12 @@ def test_empty_lines_before_request_line_are_ignored(server, lead):
     assert data.startswith(b"HTTP/1.1 200 "), data[:80]
 
 
-# Found by this fuzz run; the firmware is being fixed elsewhere. Strict:
-# once fixed, these pass and the mark must go (with their KNOWN entry).
-found = pytest.mark.xfail(strict=True, reason="found by fuzzing, not fixed")
 
 
 def _ws_frame(op, payload):
     return fz.F(op, payload).encode(random.Random(0))
 
 
-@found
 def test_pipelined_upgrade(server):
     """An upgrade right behind a keep-alive request, in one send: the 101
     goes out, then Http.settle() goes on with the WebSocket connection
@@ -447,7 +426,6 @@ def test_pipelined_upgrade(server):
     assert [f[1:] for f in frames] == [(1, b"hi")], res
 
 
-@found
 def test_post_to_info_keeps_connection(server):
     """POST /t/info: lws-http-test answers, then its
     on_http_body_completion reads conn.head_sent (Conn has none:
@@ -462,7 +440,6 @@ def test_post_to_info_keeps_connection(server):
     assert fz.check_http(req, res) == [200, 200]
 
 
-@found
 @pytest.mark.parametrize("frame,want", [
     ((1, b"hello"), [(1, b"hello")]),
     ((8, b"\x03\xe8"), [(8, b"\x03\xe8")]),
@@ -483,7 +460,6 @@ def test_frames_behind_upgrade_then_fin(server, frame, want):
     assert [f[1:] for f in fz.check_frames(rest)] == want, res
 
 
-@found
 def test_close_follows_500_of_failed_callback(server):
     """A callback that raises gets a 500 with Connection: close (Http.failed)
     but the connection is then left as it is (no settle() after the error

@@ -295,3 +295,22 @@ def test_low_heap_refuses_upgrades_serves_gets_recovers(mpy_server):
     s.close()
     assert srv.proc.poll() is None
     assert "Traceback" not in srv.log()
+
+
+def test_answer_before_the_body_says_close(server):
+    """A response sent while the request body has not all come: the
+    connection will not be read further, and Connection: close says so,
+    so a client does not send its next request into a closing socket."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"POST /t/info HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"Connection: close" in head.partition(b"\r\n\r\n")[0]
+    # the body in the same segment: read right after, keep-alive holds
+    data = server.raw(b"POST /t/info HTTP/1.1\r\nHost: x\r\nContent-Length: 5"
+                      b"\r\n\r\nhelloGET /t/info HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+    assert data.count(b"HTTP/1.1 200") == 2
+    assert server.alive()

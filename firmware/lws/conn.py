@@ -247,7 +247,7 @@ class Conn:
         try:
             ch = self.children
             while ch:
-                ch.pop().drop()
+                ch.pop(0).drop()
             p = self.parent
             if p is not None and p.children and self in p.children:
                 p.children.remove(self)

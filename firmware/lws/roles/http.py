@@ -467,6 +467,10 @@ class Http(Role):
         if req.head_sent:
             raise ValueError("response already started")
         nobody = status < 200 or status == 204 or status == 304
+        if req.remaining > c.n or req.chunked is not None:
+            # answered before its body came: the connection closes after
+            # (the rest of the body is not read), and the client is told
+            req.keepalive = False
         if body is not None:
             if isinstance(body, str):
                 body = body.encode()
@@ -556,7 +560,7 @@ class Http(Role):
     def settle(self, c):
         """After every event: finish a completed transaction, go on with
         the next pipelined request or wait for one."""
-        while not c.closed:
+        while not c.closed and c.role is self:  # an upgrade: ws settles
             st = c.state
             if st == _CLOSING:
                 if not c.tx:

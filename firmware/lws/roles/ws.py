@@ -145,9 +145,10 @@ def upgrade_request(c, req, vh, m):
         leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
         c.release_ah()
         if leftover:
-            # frames sent right behind the request head
+            # frames sent right behind the request head: the loop hands
+            # them to this role, as if just read
             c.ws.carry = leftover
-            c.role.rx(c)
+            c.ctx._more.append(c)
 
 
 def start_client(c, proto, left):
@@ -159,7 +160,7 @@ def start_client(c, proto, left):
     proto.on_client_established(c)
     if left and not c.closed:
         c.ws.carry = left
-        ROLE.rx(c)
+        c.ctx._more.append(c)
 
 
 class Ws(Role):
@@ -267,19 +268,23 @@ class Ws(Role):
             buf[:k] = ws.carry
             ws.carry = b""
         n = c.recv_into(memoryview(buf)[k:])
-        if n is None:
+        eof = n == 0
+        if n is None or eof:
             if not k:
+                if eof:
+                    log.info("%r: peer hung up", c)
+                    c.drop()
                 return
-            n = 0
-        elif n == 0:
-            log.info("%r: peer hung up", c)
-            c.drop()
-            return
+            n = 0  # what was kept is parsed first
         if ws.status == _FAILED:
             return  # draining until the peer goes
         ws.heard = True
         try:
             self.parse(c, buf, k + n)
+            if eof and ws.status != _DONE:
+                # the peer hung up behind its last frames: what they made
+                # us send goes out, then we hang up too
+                ws.status = _DONE
         except WsError as e:
             log.info("%r: failing with %d: %s", c, e.args[0], e.args[1])
             code = e.args[0]
