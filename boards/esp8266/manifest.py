@@ -12,6 +12,7 @@ package(
         "conn.py",
         "context.py",
         "files.py",
+        "httpmsg.py",
         "log.py",
         "mask.py",
         "mounts.py",

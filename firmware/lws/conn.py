@@ -1,6 +1,7 @@
-"""One connection: socket, role, tx queue, poll mask and deadline."""
+"""One connection: socket, role, tx queue, poll events and deadline."""
 import time
 from . import log
+from .roles import NONE
 
 _POLLIN = const(1)
 _POLLOUT = const(4)
@@ -22,14 +23,19 @@ class Conn:
     proto = None
     #: the request being served (HTTP role)
     req = None
-    ah = None
-    n = 0
+    #: the input buffer while an HTTP head (and body) is read: a buffer of
+    #: the context's header pool (lws "ah"), or a client's own; and how
+    #: many bytes it holds
+    inbuf = None
+    inlen = 0
+    #: what the socket did not take yet: a list of bytes, or None
     tx = None
-    mask = 0
+    #: the poll events asked for (POLLIN, POLLOUT)
+    events = 0
     #: the WebSocket framing state (WebSocket role)
     ws = None
-    #: what a client connection asked for (client connections)
-    cl = None
+    #: what a client connection asked for and how far it got (ClientState)
+    client = None
     #: the subprotocol the server picked (WebSocket clients)
     subprotocol = None
     #: lws parent_wsi: children close just before their parent
@@ -40,8 +46,8 @@ class Conn:
     handshaking = False
     #: the last socket error, for the reason a client reports
     err = None
-    #: the TCP socket under a TLS one
-    raw = None
+    #: the TCP socket under a TLS one (what poll watches)
+    tcp = None
     #: since when a send has waited for the socket (send_timeout); None
     #: while nothing waits
     tx_t = None
@@ -50,19 +56,22 @@ class Conn:
     rx_paused = False
     closed = False
 
-    def __init__(self, ctx, sock, addr, vhosts, role):
+    def __init__(self, ctx, sock, addr, vhosts):
         self.ctx = ctx
         self.sock = sock
         self.addr = addr
         self.vhosts = vhosts
-        self.role = role
+        self.role = NONE  # transition() gives it one
         self.state = 0
         self.deadline = 0
         #: when it began waiting for a request head (Role.waiting_since)
         self.since = time.ticks_ms()
-        # set here, not left to the class: drop() must not grow the
-        # instance (an allocation) when the heap is full
+        # set here, not left to the class: drop() and
+        # callback_on_writable() must not grow the instance (an
+        # allocation) when the heap is full; it costs no more heap
         self.closed = False
+        self.want_write = False
+        self.tx_t = None
 
     def __repr__(self):
         """'<conn 127.0.0.1:40000>', the peer's address."""
@@ -77,6 +86,15 @@ class Conn:
     def vhost(self):
         r = self.req
         return r.vhost if r is not None else self.vhosts[0]
+
+    def transition(self, role):
+        """Take on another role (lws_role_transition): the one place a
+        connection's role changes. The new role's start() arms its state
+        and deadline; bytes read ahead for it go through the loop
+        (ctx.rx_pending), never by a nested rx."""
+        self.role = role
+        self.state = 0
+        role.start(self)
 
     # -- timeouts ---------------------------------------------------------
 
@@ -95,14 +113,18 @@ class Conn:
             m = _POLLIN
         if self.tx or self.want_write:
             m |= _POLLOUT
-        if m != self.mask and not self.closed:
-            self.mask = m
-            self.ctx.poll.modify(self.raw or self.sock, m)
+        if m != self.events and not self.closed:
+            self.ctx.watch(self, m)
 
     def rx_flow_control(self, enable):
-        """Stop (False) or resume (True) reading from this connection."""
+        """Stop (False) or resume (True) reading from this connection.
+        Stopped, nothing more is delivered, not even what was already
+        read (a WebSocket keeps the frames after the current one); resumed,
+        that goes first."""
         self.rx_paused = not enable
         self.update()
+        if enable and not self.closed:
+            self.ctx.rx_pending(self)  # what was kept, or mbedTLS holds
 
     def callback_on_writable(self):
         """Ask for the writeable callback when the socket can take data."""
@@ -116,7 +138,7 @@ class Conn:
 
     def event(self, ev):
         try:
-            if ev & (_POLLERR | _POLLHUP) and self.role.event_error(self):
+            if ev & (_POLLERR | _POLLHUP) and self.role.poll_error(self):
                 return
             if ev & _POLLOUT:
                 self.tx_t = time.ticks_ms()  # the socket takes data
@@ -135,7 +157,7 @@ class Conn:
                 self.drop()
                 return
             if not self.closed:
-                self.role.settle(self)
+                self.role.after_event(self)
                 self.update()
         except Exception as e:
             try:
@@ -145,9 +167,9 @@ class Conn:
                     log.warn("%r: heap full: closing", self)
                 else:
                     log.exc(e, "%r: closing after error", self)
-                self.role.failed(self)
+                self.role.callback_failed(self)
                 if not self.closed:
-                    self.role.settle(self)  # e.g. close once the 500 is out
+                    self.role.after_event(self)  # e.g. close once the 500 is out
                     self.update()
             except Exception:
                 self.drop()
@@ -203,10 +225,10 @@ class Conn:
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
             n = self.sock.readinto(mv)
-            if n and n == len(mv) and self.raw is not None:
+            if n and n == len(mv) and self.tcp is not None:
                 # mbedTLS may hold more of the record than fitted: poll on
                 # the TCP socket cannot tell, so read again after this event
-                self.ctx._more.append(self)
+                self.ctx.rx_pending(self)
             return n
         except (OSError, ValueError) as e:
             if isinstance(e, OSError) and e.args[0] == _EAGAIN:
@@ -215,18 +237,20 @@ class Conn:
             self.err = e
             return 0
 
-    def ah_ready(self, ah):
+    def inbuf_ready(self, buf):
         """The header pool has a buffer for us at last."""
-        self.ah = ah
-        self.n = 0
+        self.inbuf = buf
+        self.inlen = 0
         self.update()
 
-    def release_ah(self):
-        ah = self.ah
-        if ah is not None:
-            self.ah = None
-            self.n = 0
-            self.ctx.ah_put(ah)
+    def release_inbuf(self):
+        """Give the header pool's buffer back (a client's own is dropped)."""
+        buf = self.inbuf
+        if buf is not None:
+            self.inbuf = None
+            self.inlen = 0
+            if self.client is None:
+                self.ctx.ah_put(buf)
 
     # -- close ------------------------------------------------------------
 
@@ -252,26 +276,26 @@ class Conn:
             if p is not None and p.children and self in p.children:
                 p.children.remove(self)
             if self.handshaking:
-                self.ctx.tls_handshake_done(self)
-            self.role.closed(self)
+                self.ctx.handshake_done(self)
+            self.role.dropped(self)
         except Exception as e:
             try:
                 log.exc(e, "%r: close callback", self)
             except Exception:
                 pass
         finally:
-            self.ctx._closed(self)
+            self.ctx.forget(self)
             try:
-                self.release_ah()
+                self.release_inbuf()
             finally:
                 if self.sock is not None:
                     try:
                         self.sock.close()
                     except (OSError, ValueError):
                         pass
-                if self.raw is not None:
+                if self.tcp is not None:
                     try:
-                        self.raw.close()
+                        self.tcp.close()
                     except OSError:
                         pass
                 if self.tx is not None:

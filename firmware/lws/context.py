@@ -1,4 +1,9 @@
-"""Context: vhosts, listen sockets, the header pool and the service loop."""
+"""Context: vhosts, listen sockets, the socket table, the header pool,
+TLS handshake slots, timers and the service loop.
+
+The data path: a listen socket's event -> Context._accept -> a Conn in the
+socket table, with a role (Conn.transition) -> each poll event goes to
+Conn.event -> the role's rx/writable -> the protocol's callback."""
 import gc
 import select
 import socket
@@ -20,24 +25,41 @@ _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
 
 
 class Vhost:
-    """A named server on a port, with its mounts and protocols."""
+    """A named server on a port, with its mounts and protocols.
+
+    Options are keyword arguments, or class attributes to override; a
+    name that is none of them is an error, as for the Context."""
+
+    #: the protocol of WebSockets that name none (else the first one)
+    ws_default = None
+    #: lws redirect_http_to_https: plain HTTP gets a 301 to https (True,
+    #: or the TLS port to send it to)
+    redirect_http_to_https = False
+    #: TLS: certificate and key (files or bytes, PEM or DER), and/or
+    #: TLS-PSK keys {identity: key}
+    tls_cert = None
+    tls_key = None
+    tls_psk = None
+    #: Strict-Transport-Security on TLS responses: True, or max-age secs
+    sts = False
 
     def __init__(self, name="default", port=7681, mounts=(), protocols=(),
                  iface=None, **options):
+        for k in options:
+            if k[0] == "_" or not hasattr(Vhost, k) or \
+                    callable(getattr(Vhost, k)):
+                raise ValueError("unknown vhost option " + k)
+            setattr(self, k, options[k])
         self.name = name
         self.port = port
         self.iface = iface
         self.protocols = list(protocols)
         self.mounts = []
-        self.options = options
-        #: lws redirect_http_to_https: True, or the TLS port to send to
-        self.to_https = options.get("redirect_http_to_https")
         self.tls_ctx = None
-        if options.get("tls_cert") or options.get("tls_psk"):
+        if self.tls_cert or self.tls_psk:
             from .tls import server_context
-            self.tls_ctx = server_context(options.get("tls_cert"),
-                                          options.get("tls_key"),
-                                          options.get("tls_psk"))
+            self.tls_ctx = server_context(self.tls_cert, self.tls_key,
+                                          self.tls_psk)
         for m in mounts:
             self.mount(m)
 
@@ -48,11 +70,13 @@ class Vhost:
 
     def ws_default_protocol(self):
         """For WebSockets that name no protocol: ws_default, else the
-        first protocol (as lws's protocols[0])."""
-        name = self.options.get("ws_default")
-        if name:
-            return self.protocol(name)
-        return self.protocols[0] if self.protocols else None
+        first protocol that speaks WebSocket (as lws's protocols[0])."""
+        if self.ws_default:
+            return self.protocol(self.ws_default)
+        for p in self.protocols:
+            if p.speaks_ws():
+                return p
+        return None
 
     def protocol(self, name):
         for p in self.protocols:
@@ -108,6 +132,8 @@ class Context:
     #: handshake takes several KB of heap)
     max_tls_handshakes = 2
     tls_handshakes = 0
+    #: the client keep-alive pool (roles/client.py), made at first use
+    pool = None
     #: seconds a TLS handshake may take (at most timeout_secs)
     tls_handshake_timeout = 5
     #: seconds a client connection may take to connect
@@ -152,8 +178,8 @@ class Context:
         self._timer = time.ticks_ms()
         self._timers = []
         self._free = gc.mem_free()
-        self._pool = []  # kept-alive client sockets
-        self._more = []  # TLS connections with data left in mbedTLS
+        self._pending = []  # see rx_pending()
+        self._tls_wait = []  # connections waiting for a handshake slot
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
         self._rx = bytearray(self.rx_buffer_size)
@@ -225,18 +251,13 @@ class Context:
             except OSError:
                 pass
             try:
+                c = Conn(self, s, addr, vhosts)
+                self.add(c, s)
                 if vhosts[0].tls_ctx is not None:
                     from .tls import SNIFF
-                    c = Conn(self, s, addr, vhosts, SNIFF)
-                    self.conns[s] = c
-                    self.poll.register(s, 0)
-                    c.set_timeout(self.head_timeout)
-                    c.update()
-                    continue
-                c = Conn(self, s, addr, vhosts, http.ROLE)
-                self.conns[s] = c
-                self.poll.register(s, 0)
-                c.role.start(c)
+                    c.transition(SNIFF)
+                else:
+                    c.transition(http.ROLE)
             except MemoryError:
                 # a full heap refuses this one connection, nothing else
                 self.conns.pop(s, None)
@@ -288,9 +309,23 @@ class Context:
             old.drop()
         return True
 
-    def _closed(self, c):
-        """A connection has gone: forget it, hand on its resources."""
-        s = c.raw or c.sock
+    # -- the socket table: every connection the loop polls ---------------
+
+    def add(self, c, s, events=0):
+        """Poll socket s for connection c."""
+        self.conns[s] = c
+        self.poll.register(s, events)
+        c.events = events
+
+    def watch(self, c, events):
+        """Poll c for these events from now on."""
+        c.events = events
+        self.poll.modify(c.tcp or c.sock, events)
+
+    def forget(self, c):
+        """Poll c no more (it closes, or its socket is going to the
+        client keep-alive pool); what it waited for is handed on."""
+        s = c.tcp or c.sock
         if s in self.conns:
             del self.conns[s]
             try:
@@ -299,6 +334,45 @@ class Context:
                 pass
         if c in self._ah_wait:
             self._ah_wait.remove(c)
+        if c in self._tls_wait:
+            self._tls_wait.remove(c)
+        c.events = 0
+
+    def rekey(self, c, s):
+        """c's socket is now s (wrapped in TLS). Poll keeps watching the
+        TCP socket: polling a TLS socket, which has no descriptor, costs a
+        millisecond per wait on the unix port. After a failed handshake
+        tls lets go of the TCP socket: drop() closes it."""
+        c.tcp = c.sock
+        c.sock = s
+
+    def rx_pending(self, c):
+        """c has input that poll cannot see (what mbedTLS holds, bytes read
+        ahead of an upgrade): its role gets it after this round of events,
+        as if just read."""
+        if c not in self._pending:
+            self._pending.append(c)
+
+    # -- TLS handshake slots (max_tls_handshakes) ----------------------
+
+    def handshake_slot(self, c):
+        """True if c may start its TLS handshake now; else it waits and
+        handshake_done() wakes it."""
+        if self.tls_handshakes < self.max_tls_handshakes:
+            self.tls_handshakes += 1
+            c.handshaking = True
+            return True
+        if c not in self._tls_wait:
+            self._tls_wait.append(c)
+        return False
+
+    def handshake_done(self, c):
+        """c's handshake is over (or c is gone): the next waiter's turn."""
+        if c.handshaking:
+            c.handshaking = False
+            self.tls_handshakes -= 1
+            if self._tls_wait:
+                self._tls_wait.pop(0).update()
 
     # -- the header pool (lws "ah") --------------------------------------
 
@@ -321,25 +395,9 @@ class Context:
 
     def ah_put(self, ah):
         if self._ah_wait:
-            self._ah_wait.pop(0).ah_ready(ah)
+            self._ah_wait.pop(0).inbuf_ready(ah)
         else:
             self._ah_free.append(ah)
-
-    def rekey(self, c, s):
-        """c's socket is now s (wrapped in TLS)."""
-        # poll keeps watching the TCP socket: polling a TLS socket, which
-        # has no descriptor, costs a millisecond per wait on the unix port.
-        # And after a failed handshake tls lets go of the TCP socket: we
-        # close it ourselves.
-        c.raw = c.sock
-        c.sock = s
-
-    def tls_handshake_done(self, c):
-        c.handshaking = False
-        self.tls_handshakes -= 1
-        for w in self.conns.values():
-            if w.role.name == "tls":
-                w.update()  # a waiting connection may start its own
 
     def rx_buf(self):
         """The read buffer WebSocket, raw and client connections share
@@ -412,10 +470,10 @@ class Context:
                     self._accept(s)
                 continue
             c.event(ev)
-        more = self._more
+        more = self._pending
         while more:
-            c = more.pop()
-            if not c.closed:
+            c = more.pop(0)
+            if not c.closed and not c.rx_paused:
                 c.event(_POLLIN)
         now = time.ticks_ms()
         for t in self._timers[:] if self._timers else ():
@@ -423,6 +481,9 @@ class Context:
                 t[0] = time.ticks_add(now, t[1])
                 try:
                     t[2]()
+                except MemoryError:
+                    gc.collect()
+                    log.warn("heap full: a timer callback gave up")
                 except Exception as e:
                     log.exc(e, "timer callback")
         if time.ticks_diff(now, self._timer) >= _TIMER_MS:
@@ -498,9 +559,8 @@ class Context:
                 pass
             s.close()
         self._listen = {}
-        for e in self._pool:
-            e[2].close()
-        self._pool = []
+        if self.pool is not None:
+            self.pool.close()
         log.notice("context closed")
 
     def callback_on_writable_all_protocol(self, proto):

@@ -4,7 +4,7 @@ as the socket drains. Loaded when a file mount is first used."""
 import os
 from . import log
 from .protocol import Protocol
-from .roles.http import HttpError, http_date
+from .httpmsg import HttpError, http_date
 from .util import unquote
 
 # one constant instead of a dict: less heap

@@ -1,6 +1,7 @@
 """Mounts map URL space to a folder (file://), a protocol (callback://)
 or a redirect (http://, https://), like lws_http_mount."""
 from . import log
+from .httpmsg import HttpError
 from .protocol import Protocol
 
 
@@ -51,8 +52,8 @@ class Mount:
     def subpath(self, path):
         return path[len(self.mountpoint):] or "/"
 
-    def handler(self, conn):
-        """What serves a request on this mount (a Protocol's interface)."""
+    def handler(self, vh):
+        """The protocol that serves a request on this mount of vhost vh."""
         k = self.kind
         if k == "file":
             h = self._files
@@ -61,13 +62,12 @@ class Mount:
                 h = Mount._files = FILES
             return h
         if k == "callback":
-            p = conn.vhost.protocol(self.target)
+            p = vh.protocol(self.target)
             if p is None:
-                from .roles.http import HttpError
                 log.warn("mount %s: no protocol '%s'", self.mountpoint,
                          self.target)
                 raise HttpError(404, "no such protocol")
-            return p.handler(conn)
+            return p
         return Redirect(self.target)
 
 
@@ -85,7 +85,6 @@ def to_https(c, req, vh, to):
     """lws redirect_http_to_https: plain HTTP gets a 301 to https on
     the same host (to: True, or the TLS port)."""
     if not to:
-        from .roles.http import HttpError
         raise HttpError(400, "this port speaks TLS (https://)")
     host = req.headers.get("host", vh.name)
     if host.startswith("["):

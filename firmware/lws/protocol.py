@@ -55,12 +55,16 @@ class Protocol:
         """Per-connection user data (lws per_session_data)."""
         return None
 
-    def handler(self, conn):
-        conn.user = self.new_user(conn)
-        return self
-
     def on_http(self, conn, req):
         conn.send_error(404)
+
+    def speaks_ws(self):
+        """True if it takes WebSocket connections: it has a WebSocket
+        callback of its own (an upgrade to an HTTP-only protocol would be
+        a 101 and then silence)."""
+        cls = type(self)
+        return (cls.on_established is not _nop or cls.on_receive is not _nop
+                or cls.on_server_writeable is not _nop)
 
     on_http_body = on_http_body_completion = on_http_writeable = _nop
     on_closed_http = _nop

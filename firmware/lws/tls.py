@@ -122,23 +122,41 @@ def psk_available():
     return hasattr(tls.SSLContext(tls.PROTOCOL_TLS_SERVER), "server_psk_keys")
 
 
+def wrap(c, sslctx, server_hostname=None):
+    """Wrap c's socket in TLS (lws_ssl_...: one place for server and
+    client): the server side, or with server_hostname a client checking
+    that name. The handshake runs as the connection is read and written.
+    Raises OSError or ValueError (mbedTLS's reason), MemoryError."""
+    if server_hostname is None:
+        s = sslctx.wrap_socket(c.sock, server_side=True,
+                               do_handshake_on_connect=False)
+    else:
+        s = sslctx.wrap_socket(c.sock, server_hostname=server_hostname,
+                               do_handshake_on_connect=False)
+    c.ctx.rekey(c, s)
+    c.tls = True
+
+
 _PEEK = const(1024)      # of a ClientHello, needed before a handshake slot
 _PEEK_WAIT = const(1)    # sniffing: waiting for more of the hello
 
 
 class Sniff(Role):
     """The role of a new connection on a TLS port until its first bytes
-    say what it speaks: a TLS ClientHello (wrap it), or plain HTTP (a 301
-    to https when the vhost redirects, else a 400). Anything else is
-    closed at once, and a hello must have arrived (its first KB at least)
-    before it takes one of the max_tls_handshakes slots, so half-sent
-    hellos hold no slot."""
+    say what it speaks: a TLS ClientHello (wrap it, then HTTP), or plain
+    HTTP (a 301 to https when the vhost redirects, else a 400). Anything
+    else is closed at once, and a hello must have arrived (its first KB
+    at least) before it takes one of the max_tls_handshakes slots, so
+    half-sent hellos hold no slot."""
 
     name = "tls"
 
+    def start(self, c):
+        c.set_timeout(c.ctx.head_timeout)
+        c.update()
+
     def wants_rx(self, c):
-        return c.state != _PEEK_WAIT and \
-            c.ctx.tls_handshakes < c.ctx.max_tls_handshakes
+        return c.state != _PEEK_WAIT and c not in c.ctx._tls_wait
 
     def waiting_since(self, c):
         return c.since
@@ -162,15 +180,13 @@ class Sniff(Role):
         if not head:
             c.drop()
             return
-        vh = c.vhosts[0]
         ctx = c.ctx
         b0 = head[0]
         if b0 != _HANDSHAKE:
             if 65 <= b0 <= 90:  # A-Z: a method: plain HTTP
-                c.role = http.ROLE
                 c.plain_on_tls = True
                 log.info("%r: plain HTTP on a TLS port", c)
-                http.ROLE.start(c)
+                c.transition(http.ROLE)
             else:
                 log.info("%r: neither TLS nor HTTP: closed", c)
                 c.drop()
@@ -188,15 +204,12 @@ class Sniff(Role):
             c.state = _PEEK_WAIT
             c.deadline = time.ticks_ms()
             return
-        if ctx.tls_handshakes >= ctx.max_tls_handshakes:
-            # accepted while slots were free, but others took them first:
-            # wait (the update after this event stops reading) until
-            # tls_handshake_done() wakes us
-            return
+        if not ctx.handshake_slot(c):
+            return  # not reading until handshake_done() wakes us
         try:
-            s = vh.tls_ctx.wrap_socket(c.sock, server_side=True,
-                                       do_handshake_on_connect=False)
+            wrap(c, c.vhosts[0].tls_ctx)
         except MemoryError:
+            ctx.handshake_done(c)
             import gc
             gc.collect()
             log.warn("heap full: TLS handshake waits")
@@ -205,12 +218,7 @@ class Sniff(Role):
             log.info("%r: TLS: %s", c, e)
             c.drop()
             return
-        c.ctx.rekey(c, s)
-        c.tls = True
-        c.ctx.tls_handshakes += 1
-        c.handshaking = True
-        c.role = http.ROLE
-        http.ROLE.start(c)
+        c.transition(http.ROLE)
         c.set_timeout(ctx.tls_handshake_timeout)
 
 

@@ -60,7 +60,7 @@ class HttpTest(Protocol):
             conn.respond(200, body=json.dumps({
                 "buffers": ctx._ah_count, "free": len(ctx._ah_free),
                 "waiting": len(ctx._ah_wait),
-                "held": 0 if conn.ah is None else 1}),
+                "held": 0 if conn.inbuf is None else 1}),
                 content_type="application/json")
         elif what == "crash":
             raise RuntimeError("crash requested")

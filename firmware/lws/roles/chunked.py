@@ -1,5 +1,5 @@
 """Decoding a chunked request body (RFC 7230 4.1), loaded when needed."""
-from .http import HttpError
+from ..httpmsg import HttpError
 
 _SIZE = const(0)
 _DATA = const(1)
@@ -13,6 +13,10 @@ class Dechunk:
     def __init__(self):
         self.state = _SIZE
         self.left = 0
+
+    def done(self):
+        """The last chunk and the trailers have been read."""
+        return self.state == _DONE
 
     def feed(self, c, h, buf, n):
         """Hand the data in buf[:n] to h.on_http_body; return bytes used."""

@@ -9,13 +9,14 @@ import socket
 import time
 from .. import log
 from . import Role
-from .http import HttpError, _is_token, _bad_value, chunk, reason
+from ..httpmsg import HttpError, chunk, parse_fields, reason
 
 _CONNECTING = const(0)
 _SOCKS = const(1)
 _HEAD = const(2)     # request sent (or being sent); reading the response head
 _BODY = const(3)
 _SENDING = const(4)  # streaming a request body from on_client_writeable
+_DONE = const(5)     # the response is complete
 
 _POLLOUT = const(4)
 _POLLERR = const(8)
@@ -48,27 +49,16 @@ class ClientState:
 
 
 def parse_response_head(head):
-    """'HTTP/1.1 200 OK' and headers -> (status, headers dict)."""
+    """'HTTP/1.1 200 OK' and headers -> (status, headers dict, version)."""
     lines = head.split(b"\n")
     first = lines[0].rstrip(b"\r").split(b" ", 2)
     if len(first) < 2 or not first[0].startswith(b"HTTP/1.") or \
             len(first[1]) != 3 or not first[1].isdigit():
         raise HttpError(0, "bad response status line")
-    headers = {}
-    for line in lines[1:]:
-        line = line.rstrip(b"\r")
-        if not line:
-            continue
-        c = line.find(b":")
-        if c <= 0 or not _is_token(line[:c]):
-            raise HttpError(0, "bad response header")
-        v = line[c + 1:].strip(b" \t")
-        if _bad_value(v):
-            raise HttpError(0, "bad bytes in response header")
-        name = line[:c].decode().lower()
-        v = v.decode()
-        old = headers.get(name)
-        headers[name] = v if old is None else old + ", " + v
+    try:
+        headers = parse_fields(lines)
+    except HttpError as e:
+        raise HttpError(0, "bad response header: " + e.args[1])
     return int(first[1]), headers, first[0].decode()
 
 
@@ -85,54 +75,40 @@ class _BodySink:
 class Client(Role):
     name = "client"
 
-    # -- starting -------------------------------------------------------
-
-    def start(self, c, cl, host, port):
-        """Resolve and connect without blocking the loop (but DNS)."""
-        target = cl.proxy_addr or (host, port)
-        try:
-            ai = socket.getaddrinfo(target[0], target[1], 0,
-                                    socket.SOCK_STREAM)
-            if not ai:
-                raise OSError("no address")
-        except OSError as e:
-            return "DNS lookup of %s failed: %s" % (target[0], e)
-        s = socket.socket(ai[0][0], socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.connect(ai[0][-1])
-        except OSError as e:
-            if e.args[0] not in (_EINPROGRESS, _EAGAIN):
-                s.close()
-                return "connect to %s:%d failed: %s" % (target[0],
-                                                         target[1], e)
-        c.sock = s
-        c.addr = ai[0][-1]
-        return None
+    def start(self, c):
+        """Connecting (or, on a kept-alive socket, the request goes at
+        once): the connect must be over within connect_timeout."""
+        c.tx_t = None  # connect_timeout bounds the connect, not send_timeout
+        c.set_timeout(c.ctx.connect_timeout)
+        if c.client.reused:
+            self._request(c)
+        else:
+            c.want_write = True  # writable: the connect has finished
+        c.update()
 
     def wants_rx(self, c):
-        st = c.cl.state
+        st = c.client.state
         return st == _SOCKS or st == _HEAD or st == _BODY
 
     # -- events ---------------------------------------------------------
 
     def writable(self, c):
-        cl = c.cl
+        cl = c.client
         if cl.state == _CONNECTING:
             self._connected(c)
         elif cl.state == _SENDING:
             c.set_timeout(c.ctx.timeout_secs)
             c.proto.on_client_writeable(c)
 
-    def event_error(self, c):
+    def poll_error(self, c):
         """POLLERR/POLLHUP: while connecting it means refused."""
-        if c.cl.state == _CONNECTING:
-            self.fail(c, "connection refused")
+        if c.client.state == _CONNECTING:
+            self.client_error(c, "connection refused")
             return True
         return False
 
     def _connected(self, c):
-        cl = c.cl
+        cl = c.client
         try:
             c.sock.setsockopt(6, 1, 1)  # TCP_NODELAY
         except OSError:
@@ -149,23 +125,19 @@ class Client(Role):
     def _tls(self, c, cl):
         """Wrap the connected socket; the handshake runs as it is used.
         Returns an error text, or None."""
-        from ..tls import client_context
+        from ..tls import client_context, wrap
         try:
-            tctx = client_context(cl.ca, cl.insecure, cl.psk)
-            s = tctx.wrap_socket(c.sock, server_hostname=cl.host,
-                                 do_handshake_on_connect=False)
+            wrap(c, client_context(cl.ca, cl.insecure, cl.psk), cl.host)
         except (OSError, ValueError, MemoryError) as e:
             return "TLS: %s" % (e,)
-        c.ctx.rekey(c, s)
-        c.tls = True
         return None
 
     def _request(self, c):
-        cl = c.cl
+        cl = c.client
         if cl.tls and not c.tls:
             err = self._tls(c, cl)
             if err:
-                self.fail(c, err)
+                self.client_error(c, err)
                 return
         if cl.kind == "raw":
             from . import raw
@@ -211,10 +183,10 @@ class Client(Role):
     # the request body API while _SENDING
 
     def write(self, c, data):
-        c.send(chunk(data) if c.cl.out_chunked else data)
+        c.send(chunk(data) if c.client.out_chunked else data)
 
     def complete(self, c):
-        cl = c.cl
+        cl = c.client
         if cl.state == _SENDING:
             if cl.out_chunked:
                 c.send(b"0\r\n\r\n")
@@ -224,7 +196,7 @@ class Client(Role):
     # -- reading ----------------------------------------------------------
 
     def rx(self, c):
-        cl = c.cl
+        cl = c.client
         if cl.state == _SOCKS:
             self._socks(c)
         elif cl.state == _HEAD:
@@ -233,24 +205,24 @@ class Client(Role):
             self._body(c)
 
     def _socks(self, c):
-        from .socks5 import step
-        cl = c.cl
+        from .socks5 import SOCKS_OPEN, step
+        cl = c.client
         buf = c.ctx.rx_buf()
         n = c.recv_into(buf)
         if n is None:
             return
         if n == 0:
-            self.fail(c, "SOCKS5 proxy hung up")
+            self.client_error(c, "SOCKS5 proxy hung up")
             return
         err = step(c, cl, bytes(buf[:n]))
         if err:
-            self.fail(c, err)
-        elif cl.socks_step == 99:
+            self.client_error(c, err)
+        elif cl.socks_step == SOCKS_OPEN:
             log.debug("%r: SOCKS5 tunnel open", c)
             extra = cl.socks_buf
             cl.socks_buf = b""
             if extra and cl.kind != "raw":
-                self.fail(c, "SOCKS5 proxy sent data before the request")
+                self.client_error(c, "SOCKS5 proxy sent data before the request")
                 return
             self._request(c)
             if extra and not c.closed:
@@ -258,44 +230,44 @@ class Client(Role):
                 c.proto.on_raw_rx(c, memoryview(extra))
 
     def _head(self, c):
-        cl = c.cl
-        if c.ah is None:
-            c.ah = bytearray(c.ctx.max_http_header_data)
-            c.n = 0
-        n = c.recv_into(memoryview(c.ah)[c.n:])
+        cl = c.client
+        if c.inbuf is None:
+            c.inbuf = bytearray(c.ctx.max_http_header_data)
+            c.inlen = 0
+        n = c.recv_into(memoryview(c.inbuf)[c.inlen:])
         if n is None:
             return
         if n == 0:
-            if cl.reused and not c.n:
+            if cl.reused and not c.inlen:
                 # the server had closed the kept-alive connection
                 cl.reused = False
                 reconnect(c.ctx, c, cl.url, fresh=True)
                 return
-            self.fail(c, "server hung up before answering")
+            self.client_error(c, "server hung up before answering")
             return
-        c.n += n
-        ah = c.ah
+        c.inlen += n
+        buf = c.inbuf
         while True:
-            e = ah.find(b"\r\n\r\n", 0, c.n)
+            e = buf.find(b"\r\n\r\n", 0, c.inlen)
             if e < 0:
-                if c.n >= len(ah):
-                    self.fail(c, "response head too large")
+                if c.inlen >= len(buf):
+                    self.client_error(c, "response head too large")
                 return
             try:
-                status, headers, ver = parse_response_head(bytes(ah[:e]))
+                status, headers, ver = parse_response_head(bytes(buf[:e]))
             except HttpError as err:
-                self.fail(c, err.args[1])
+                self.client_error(c, err.args[1])
                 return
             if status < 100 or status >= 200 or status == 101:
                 break
             # an interim response (100 Continue, 103 Early Hints): the
             # final one follows
-            k = c.n - e - 4
-            ah[:k] = ah[e + 4:c.n]
-            c.n = k
-        left = bytes(ah[e + 4:c.n])
-        c.ah = None
-        c.n = 0
+            k = c.inlen - e - 4
+            buf[:k] = buf[e + 4:c.inlen]
+            c.inlen = k
+        left = bytes(buf[e + 4:c.inlen])
+        c.inbuf = None
+        c.inlen = 0
         cl.status = status
         cl.resp = headers
         if cl.kind == "ws":
@@ -314,7 +286,7 @@ class Client(Role):
             cl.left = 0
         elif te:
             if te != "chunked":
-                self.fail(c, "unsupported transfer coding " + te)
+                self.client_error(c, "unsupported transfer coding " + te)
                 return
             from .chunked import Dechunk
             cl.chunked = Dechunk()
@@ -322,7 +294,7 @@ class Client(Role):
         elif "content-length" in headers:
             v = headers["content-length"].split(",")[0].strip()
             if not v.isdigit():
-                self.fail(c, "bad Content-Length in response")
+                self.client_error(c, "bad Content-Length in response")
                 return
             cl.left = int(v)
         if cl.left < 0 and cl.chunked is None:
@@ -337,7 +309,7 @@ class Client(Role):
 
     def _body(self, c):
         buf = c.ctx.rx_buf()
-        cl = c.cl
+        cl = c.client
         if cl.chunked is not None and cl.carry:
             k = len(cl.carry)
             buf[:k] = cl.carry
@@ -351,14 +323,14 @@ class Client(Role):
             if cl.left < 0 and cl.chunked is None:
                 self._done(c)  # close-delimited body ends here
             else:
-                self.fail(c, "server hung up in the middle of the body")
+                self.client_error(c, "server hung up in the middle of the body")
             return
         c.set_timeout(c.ctx.timeout_secs)
         self._feed(c, memoryview(buf)[:k + n])
         self._maybe_done(c)
 
     def _feed(self, c, data):
-        cl = c.cl
+        cl = c.client
         if not len(data):
             return
         if cl.chunked is not None:
@@ -369,9 +341,9 @@ class Client(Role):
             try:
                 used = cl.chunked.feed(c, cl.sink, buf, n)
             except HttpError as e:
-                self.fail(c, "bad chunked body: " + e.args[1])
+                self.client_error(c, "bad chunked body: " + e.args[1])
                 return
-            if cl.chunked.state == 4:
+            if cl.chunked.done():
                 cl.chunked = None
                 cl.left = 0
             else:
@@ -384,17 +356,17 @@ class Client(Role):
             c.proto.on_client_http_body(c, data)
 
     def _maybe_done(self, c):
-        cl = c.cl
+        cl = c.client
         if not c.closed and cl.state == _BODY and cl.left == 0 and \
                 cl.chunked is None:
             self._done(c)
 
     def _done(self, c):
-        cl = c.cl
-        cl.state = -1
+        cl = c.client
+        cl.state = _DONE
         c.proto.on_client_http_completed(c)
         if cl.keepalive and not c.closed and not c.tls:
-            pool_put(c.ctx, c)
+            pool(c.ctx).put(c)
         else:
             c.drop()
 
@@ -416,28 +388,28 @@ class Client(Role):
         try:
             reconnect(c.ctx, c, location)
         except ValueError as e:
-            self.fail(c, "bad redirect: %s" % e)
+            self.client_error(c, "bad redirect: %s" % e)
 
     def _ws_upgrade(self, c, cl, status, headers, left):
         from . import ws
         if status != 101:
-            self.fail(c, "WebSocket handshake refused: HTTP %d %s" % (
+            self.client_error(c, "WebSocket handshake refused: HTTP %d %s" % (
                 status, reason(status)))
             return
         if "websocket" not in headers.get("upgrade", "").lower() or \
                 "upgrade" not in headers.get("connection", "").lower():
-            self.fail(c, "101 without Upgrade: websocket")
+            self.client_error(c, "101 without Upgrade: websocket")
             return
         if headers.get("sec-websocket-accept") != \
                 ws.accept_key(cl.key).decode():
-            self.fail(c, "bad Sec-WebSocket-Accept")
+            self.client_error(c, "bad Sec-WebSocket-Accept")
             return
         if headers.get("sec-websocket-extensions"):
-            self.fail(c, "server chose an extension we did not offer")
+            self.client_error(c, "server chose an extension we did not offer")
             return
         p = headers.get("sec-websocket-protocol")
         if p is not None and p not in cl.subprotocols:
-            self.fail(c, "server chose a protocol we did not offer: " + p)
+            self.client_error(c, "server chose a protocol we did not offer: " + p)
             return
         cl.established = True
         c.subprotocol = p
@@ -445,8 +417,8 @@ class Client(Role):
 
     # -- ends ------------------------------------------------------------
 
-    def fail(self, c, why):
-        cl = c.cl
+    def client_error(self, c, why):
+        cl = c.client
         if not cl.failed and not c.closed:
             cl.failed = True
             log.info("%r: client connection failed: %s", c, why)
@@ -457,17 +429,16 @@ class Client(Role):
         c.drop()
 
     def timeout(self, c):
-        st = c.cl.state
-        self.fail(c, "connect timed out" if st == _CONNECTING else
+        st = c.client.state
+        self.client_error(c, "connect timed out" if st == _CONNECTING else
                   "timed out waiting for the server")
 
-    def failed(self, c):
-        self.fail(c, "callback failed")
+    def callback_failed(self, c):
+        self.client_error(c, "callback failed")
 
-    def closed(self, c):
-        c.ah = None  # our own buffer, not the header pool's
-        cl = c.cl
-        if not cl.failed and cl.state != -1:
+    def dropped(self, c):
+        cl = c.client
+        if not cl.failed and cl.state != _DONE:
             cl.failed = True
             why = "closed"
             if c.err is not None:
@@ -488,7 +459,7 @@ ROLE = Client()
 _POOL_MAX = const(4)
 
 
-def _setup(ctx, c, cl, url):
+def _setup(cl, url):
     from ..uri import parse_uri
     scheme, host, port, path = parse_uri(url)
     cl.url = url
@@ -536,7 +507,7 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     cl.ca = ca
     cl.insecure = insecure
     cl.psk = psk
-    _setup(ctx, None, cl, url)
+    _setup(cl, url)
     if proxy:
         from ..uri import parse_uri, userinfo
         ps, phost, pport, _ = parse_uri(proxy)
@@ -544,8 +515,8 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
             raise ValueError("only socks5:// proxies")
         cl.proxy_addr = (phost, pport)
         cl.socks = userinfo(proxy) or ()
-    c = Conn(ctx, None, None, ctx.vhosts, ROLE)
-    c.cl = cl
+    c = Conn(ctx, None, None, ctx.vhosts)
+    c.client = cl
     c.proto = proto
     c.user = proto.new_user(c)
     if parent is not None:
@@ -557,87 +528,117 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     return c
 
 
+def _connect(c, cl):
+    """A socket connecting to the server (or the proxy) without blocking
+    the loop (DNS does block); returns an error text, or None."""
+    target = cl.proxy_addr or (cl.host, cl.port)
+    try:
+        ai = socket.getaddrinfo(target[0], target[1], 0, socket.SOCK_STREAM)
+        if not ai:
+            raise OSError("no address")
+    except OSError as e:
+        return "DNS lookup of %s failed: %s" % (target[0], e)
+    s = socket.socket(ai[0][0], socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(ai[0][-1])
+    except OSError as e:
+        if e.args[0] not in (_EINPROGRESS, _EAGAIN):
+            s.close()
+            return "connect to %s:%d failed: %s" % (target[0], target[1], e)
+    c.sock = s
+    c.addr = ai[0][-1]
+    return None
+
+
 def _go(ctx, c, cl, pooled=True):
-    """Open the socket (or take a kept-alive one) and register it."""
+    """Open the socket (or take a kept-alive one), then the client role."""
     s = None
-    if pooled and cl.kind == "http" and cl.proxy_addr is None:
-        s = pool_get(ctx, cl.host, cl.port)
+    if pooled and cl.kind == "http" and cl.proxy_addr is None and \
+            ctx.pool is not None:
+        s = ctx.pool.get(cl.host, cl.port)
     cl.reused = s is not None
+    cl.state = _CONNECTING
     if s is not None:
         c.sock = s
     else:
-        err = ROLE.start(c, cl, cl.host, cl.port)
+        err = _connect(c, cl)
         if err:
             # reported from the loop, after connect() has returned
             t = []
             t.append(ctx.every(0, lambda: (ctx.cancel(t[0]),
-                                           ROLE.fail(c, err))))
+                                           ROLE.client_error(c, err))))
             return
-    ctx.conns[c.sock] = c
-    ctx.poll.register(c.sock, _POLLOUT)
-    c.mask = _POLLOUT
-    c.want_write = not cl.reused  # writable: the connect has finished
-    c.tx_t = None  # connect_timeout bounds the connect, not send_timeout
-    c.set_timeout(ctx.connect_timeout)
-    if cl.reused:
-        cl.state = _CONNECTING
-        ROLE._request(c)
-        c.update()
+    ctx.add(c, c.sock, _POLLOUT)
+    c.transition(ROLE)
 
 
 def reconnect(ctx, c, url, fresh=False):
     """Point c at url (a redirect, or a retry) on a new socket."""
-    cl = c.cl
+    cl = c.client
     if c.sock is not None:
-        k = c.raw or c.sock
-        ctx.conns.pop(k, None)
-        try:
-            ctx.poll.unregister(k)
-        except (OSError, KeyError):
-            pass
+        ctx.forget(c)
         c.sock.close()
-        if c.raw is not None:
-            c.raw.close()
-        c.sock = c.raw = None
+        if c.tcp is not None:
+            c.tcp.close()
+        c.sock = c.tcp = None
         c.tls = False
-    c.ah = None
-    c.n = 0
+    c.inbuf = None
+    c.inlen = 0
     c.tx = None
-    c.mask = 0
-    cl.state = _CONNECTING
     cl.chunked = None
     cl.carry = b""
-    _setup(ctx, c, cl, url)
+    _setup(cl, url)
     _go(ctx, c, cl, pooled=not fresh)
 
 
-def pool_put(ctx, c):
-    """Keep a finished HTTP client connection's socket for the next
-    request to the same server (keep-alive)."""
-    cl = c.cl
-    s = c.sock
-    ctx.conns.pop(s, None)
-    try:
-        ctx.poll.unregister(s)
-    except (OSError, KeyError):
-        pass
-    c.sock = None
-    c.closed = True
-    pool = ctx._pool
-    if len(pool) >= _POOL_MAX:
-        pool.pop(0)[2].close()
-    pool.append((cl.host, cl.port, s,
-                 time.ticks_add(time.ticks_ms(), ctx.keepalive_timeout * 1000)))
+class Pool:
+    """Kept-alive client sockets (keep-alive), a few, each for
+    keepalive_timeout: the next request to the same server takes one."""
+
+    def __init__(self, secs):
+        self.secs = secs
+        self.idle = []  # [_Idle]
+
+    def put(self, c):
+        """Keep c's socket; c itself ends as every connection does."""
+        cl = c.client
+        c.ctx.forget(c)
+        s = c.sock
+        c.sock = None  # drop() closes no socket now: the pool has it
+        if len(self.idle) >= _POOL_MAX:
+            self.idle.pop(0).sock.close()
+        self.idle.append(_Idle(cl.host, cl.port, s, time.ticks_add(
+            time.ticks_ms(), int(self.secs * 1000))))
+        c.drop()
+
+    def get(self, host, port):
+        now = time.ticks_ms()
+        for e in list(self.idle):
+            if time.ticks_diff(now, e.until) >= 0:
+                self.idle.remove(e)
+                e.sock.close()
+            elif e.host == host and e.port == port:
+                self.idle.remove(e)
+                return e.sock
+        return None
+
+    def close(self):
+        for e in self.idle:
+            e.sock.close()
+        self.idle = []
 
 
-def pool_get(ctx, host, port):
-    pool = ctx._pool
-    now = time.ticks_ms()
-    for e in list(pool):
-        if time.ticks_diff(now, e[3]) >= 0:
-            pool.remove(e)
-            e[2].close()
-        elif e[0] == host and e[1] == port:
-            pool.remove(e)
-            return e[2]
-    return None
+class _Idle:
+    def __init__(self, host, port, sock, until):
+        self.host = host
+        self.port = port
+        self.sock = sock
+        self.until = until
+
+
+def pool(ctx):
+    """The context's client keep-alive pool, made at first use."""
+    if ctx.pool is None:
+        ctx.pool = Pool(ctx.keepalive_timeout)
+    return ctx.pool

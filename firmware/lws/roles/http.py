@@ -1,6 +1,8 @@
 """The HTTP/1.1 server role (RFC 7230): request heads, bodies, responses."""
 import time
 from .. import log
+from ..httpmsg import (HttpError, chunk, http_date, is_token, parse_fields,
+                       reason)
 from . import Role
 
 _HEAD = const(0)     # waiting for a request head
@@ -11,89 +13,6 @@ _LINGER = const(3)   # all sent, input still arriving: drain, then close
 _LINGER_MS = const(1000)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
-
-# one constant instead of a dict of strings: less heap
-_REASONS = (b"\n100 Continue\n101 Switching Protocols\n200 OK\n201 Created\n"
-            b"204 No Content\n206 Partial Content\n301 Moved Permanently\n"
-            b"302 Found\n304 Not Modified\n307 Temporary Redirect\n"
-            b"308 Permanent Redirect\n400 Bad Request\n401 Unauthorized\n"
-            b"403 Forbidden\n404 Not Found\n405 Method Not Allowed\n"
-            b"408 Request Timeout\n411 Length Required\n"
-            b"413 Content Too Large\n414 URI Too Long\n"
-            b"416 Range Not Satisfiable\n426 Upgrade Required\n"
-            b"431 Request Header Fields Too Large\n"
-            b"500 Internal Server Error\n501 Not Implemented\n"
-            b"503 Service Unavailable\n505 HTTP Version Not Supported\n")
-
-# RFC 7230 tchar, as a 256-entry table
-_TOK = bytearray(256)
-for _c in b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
-    _TOK[_c] = 1
-
-
-def reason(status):
-    i = _REASONS.find(b"\n%d " % status)
-    if i < 0:
-        return "Unknown"
-    return _REASONS[i + 5:_REASONS.find(b"\n", i + 1)].decode()
-
-
-def chunk(data):
-    """data framed as one chunk of a chunked body."""
-    return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
-
-
-class HttpError(Exception):
-    """A request answered with an error status (args: status, message)."""
-
-
-# the usual header names, spelled as clients send them: no token check
-_KNOWN = {}
-for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Connection",
-           "Content-Length", "Content-Type", "Upgrade"):
-    _KNOWN[_n.encode()] = _n.lower()
-
-
-def _is_token(b):
-    if not b:
-        return False
-    for c in b:
-        if not _TOK[c]:
-            return False
-    return True
-
-
-def _bad_value(v):
-    """True if a header value holds a control byte other than HTAB."""
-    if v and min(v) < 32:
-        for c in v:
-            if c < 32 and c != 9:
-                return True
-    return b"\x7f" in v
-
-
-_date = None
-_date_t = 0
-
-
-def http_date(t=None):
-    """RFC 7231 IMF-fixdate, or None while the clock was never set."""
-    global _date, _date_t
-    now = t is None
-    if now:
-        t = int(time.time())  # a float on the unix port
-        if t == _date_t:
-            return _date
-    g = time.gmtime(t)
-    d = None
-    if g[0] >= 2020:
-        d = "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-            "MonTueWedThuFriSatSun"[g[6] * 3:g[6] * 3 + 3], g[2],
-            "JanFebMarAprMayJunJulAugSepOctNovDec"[g[1] * 3 - 3:g[1] * 3],
-            g[0], g[3], g[4], g[5])
-    if now:
-        _date, _date_t = d, t
-    return d
 
 
 class Request:
@@ -144,7 +63,7 @@ def parse_head(head):
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HttpError(400, "malformed request line")
     m, target, ver = parts
-    if not _is_token(m):
+    if not is_token(m):
         raise HttpError(400, "bad method")
     if (len(ver) == 8 and ver[:5] == b"HTTP/" and ver[6] == 46
             and 48 <= ver[5] <= 57 and 48 <= ver[7] <= 57):
@@ -172,36 +91,7 @@ def parse_head(head):
             target = "/" if i < 0 else rest[i:]
         else:
             raise HttpError(400, "bad request target")
-    headers = {}
-    for line in lines[1:]:
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        if not line:
-            continue
-        if line[0] in (32, 9):
-            raise HttpError(400, "obsolete line folding")
-        c = line.find(b":")
-        if c <= 0:
-            raise HttpError(400, "header without colon")
-        name = _KNOWN.get(line[:c])
-        if name is None:
-            name = line[:c]
-            if not _is_token(name):
-                raise HttpError(400, "bad header name")
-            name = name.decode().lower()
-        v = line[c + 1:].strip(b" \t")
-        if _bad_value(v):
-            raise HttpError(400, "bad bytes in header value")
-        try:
-            v = v.decode()
-        except UnicodeError:
-            raise HttpError(400, "header value is not UTF-8")
-        old = headers.get(name)
-        if old is not None:
-            if name == "host":
-                raise HttpError(400, "more than one Host")
-            v = old + ", " + v
-        headers[name] = v
+    headers = parse_fields(lines)
     version = ver.decode()
     if "host" not in headers and version != "HTTP/1.0":
         # RFC 7230 5.4: even with an absolute-form target
@@ -268,7 +158,7 @@ class Http(Role):
     def wants_rx(self, c):
         st = c.state
         if st == _HEAD:
-            return c.ah is not None or c not in c.ctx._ah_wait
+            return c.inbuf is not None or c not in c.ctx._ah_wait
         if st == _REQ:
             r = c.req
             return r.remaining > 0 or r.chunked is not None
@@ -282,38 +172,40 @@ class Http(Role):
             if self._drain(c) and st == _LINGER:
                 c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
             return
-        if c.ah is None:
-            ah = c.ctx.ah_get(c)
-            if ah is None:
+        if c.inbuf is None:
+            buf = c.ctx.ah_get(c)
+            if buf is None:
                 log.debug("%r: waiting for a header buffer", c)
                 return
-            c.ah = ah
-            c.n = 0
-        n = c.recv_into(memoryview(c.ah)[c.n:])
+            c.inbuf = buf
+            c.inlen = 0
+        n = c.recv_into(memoryview(c.inbuf)[c.inlen:])
         if n is None:
             return
         if n == 0:
             c.drop()
             return
         if c.handshaking:
-            c.ctx.tls_handshake_done(c)
-        if st == _HEAD and c.n == 0:
+            c.ctx.handshake_done(c)
+        if st == _HEAD and c.inlen == 0:
             # from its first byte the whole head must come within
             # head_timeout (slowloris)
             c.set_timeout(c.ctx.head_timeout)
-        c.n += n
+        c.inlen += n
         try:
             if st == _HEAD:
-                self._head(c, max(0, c.n - n - 3))
+                self._head(c, max(0, c.inlen - n - 3))
             else:
                 c.set_timeout(c.ctx.timeout_secs)
                 self._body(c)
         except HttpError as e:
             self.send_error(c, e.args[0], e.args[1], True)
+        if c.role is not self:
+            return  # upgraded: the head was the last of HTTP
         r = c.req
-        if (c.role is self and c.state == _REQ and not c.n
-                and not r.remaining and r.chunked is None):
-            c.release_ah()  # the pool's buffer is not needed to answer
+        if (c.state == _REQ and not c.inlen and not r.remaining
+                and r.chunked is None):
+            c.release_inbuf()  # the pool's buffer is not needed to answer
 
     def _drain(self, c):
         """Read and drop what a closing peer still sends; True if it sent."""
@@ -330,46 +222,46 @@ class Http(Role):
         return got
 
     def _consume(self, c, k):
-        ah = c.ah
-        left = c.n - k
+        buf = c.inbuf
+        left = c.inlen - k
         if left > 0:
-            ah[0:left] = ah[k:c.n]
-        c.n = left
+            buf[0:left] = buf[k:c.inlen]
+        c.inlen = left
 
     def _head(self, c, start):
-        ah = c.ah
-        n = c.n
-        if ah[0] in (13, 10):
+        buf = c.inbuf
+        n = c.inlen
+        if buf[0] in (13, 10):
             # RFC 7230 3.5: ignore empty lines (CRLF or LF) before the
             # request line; a CR without its LF is no empty line
             i = 0
             while i < n:
-                if ah[i] == 10:
+                if buf[i] == 10:
                     i += 1
-                elif ah[i] == 13 and i + 1 < n and ah[i + 1] == 10:
+                elif buf[i] == 13 and i + 1 < n and buf[i + 1] == 10:
                     i += 2
-                elif ah[i] == 13 and i + 1 == n:
+                elif buf[i] == 13 and i + 1 == n:
                     break  # its LF may still come
                 else:
                     break
-            if i < n and ah[i] == 13 and i + 1 < n:
+            if i < n and buf[i] == 13 and i + 1 < n:
                 raise HttpError(400, "bare CR before the request line")
             self._consume(c, i)
-            n = c.n
+            n = c.inlen
             start = 0
-        e = ah.find(b"\n\r\n", start, n)
-        e2 = ah.find(b"\n\n", start, n)
+        e = buf.find(b"\n\r\n", start, n)
+        e2 = buf.find(b"\n\n", start, n)
         if e < 0 or 0 <= e2 < e:
             e, end = e2, e2 + 2
         else:
             end = e + 3
         if e < 0:
-            if n >= len(ah):
-                if ah.find(b"\n", 0, n) < 0:
+            if n >= len(buf):
+                if buf.find(b"\n", 0, n) < 0:
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
             return
-        head = bytes(memoryview(ah)[:e])
+        head = bytes(memoryview(buf)[:e])
         if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
         try:
@@ -402,7 +294,7 @@ class Http(Role):
         if log.level & 8:
             log.info("%r: %s %s", c, req.method, req.target)
         vh = req.vhost = _pick_vhost(c.vhosts, req)
-        to = vh.to_https
+        to = vh.redirect_http_to_https
         if c.plain_on_tls or (to and not c.tls):
             from ..mounts import to_https
             to_https(c, req, vh, to)
@@ -421,8 +313,9 @@ class Http(Role):
             raise HttpError(404, "no mount")
         req.mount = m
         req.subpath = m.subpath(req.path)
-        h = req.handler = m.handler(c)
+        h = req.handler = m.handler(vh)
         c.proto = h
+        c.user = h.new_user(c)
         if req.remaining or req.chunked is not None:
             if "100-continue" in req.headers.get("expect", "").lower():
                 c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -433,18 +326,18 @@ class Http(Role):
     def _body(self, c):
         req = c.req
         if req.chunked is not None:
-            k = req.chunked.feed(c, req.handler, c.ah, c.n)
+            k = req.chunked.feed(c, req.handler, c.inbuf, c.inlen)
             if c.closed:
                 return
             self._consume(c, k)
-            if req.chunked.state != 4:
+            if not req.chunked.done():
                 return
             req.chunked = None
         else:
-            k = min(req.remaining, c.n)
+            k = min(req.remaining, c.inlen)
             if k:
                 req.remaining -= k
-                req.handler.on_http_body(c, memoryview(c.ah)[:k])
+                req.handler.on_http_body(c, memoryview(c.inbuf)[:k])
                 if c.closed:
                     return
                 self._consume(c, k)
@@ -467,7 +360,7 @@ class Http(Role):
         if req.head_sent:
             raise ValueError("response already started")
         nobody = status < 200 or status == 204 or status == 304
-        if req.remaining > c.n or req.chunked is not None:
+        if req.remaining > c.inlen or req.chunked is not None:
             # answered before its body came: the connection closes after
             # (the rest of the body is not read), and the client is told
             req.keepalive = False
@@ -502,7 +395,7 @@ class Http(Role):
                 for k, v in headers:
                     h += "%s: %s\r\n" % (k, v)
         if c.tls:
-            sts = req.vhost.options.get("sts") if req.vhost else None
+            sts = req.vhost.sts if req.vhost else None
             if sts:
                 h += "Strict-Transport-Security: max-age=%d ; " \
                      "includeSubDomains\r\n" % (15768000 if sts is True
@@ -557,7 +450,7 @@ class Http(Role):
 
     # -- transitions -------------------------------------------------------
 
-    def settle(self, c):
+    def after_event(self, c):
         """After every event: finish a completed transaction, go on with
         the next pipelined request or wait for one."""
         while not c.closed and c.role is self:  # an upgrade: ws settles
@@ -582,19 +475,19 @@ class Http(Role):
             c.proto = None
             if not req.keepalive:
                 c.state = _CLOSING
-                c.release_ah()
+                c.release_inbuf()
                 c.set_timeout(c.ctx.timeout_secs)
                 continue
             c.state = _HEAD
             c.since = time.ticks_ms()
             c.set_timeout(c.ctx.head_timeout)
-            if c.n:
+            if c.inlen:
                 try:
                     self._head(c, 0)
                 except HttpError as e:
                     self.send_error(c, e.args[0], e.args[1], True)
                 continue
-            c.release_ah()
+            c.release_inbuf()
             c.set_timeout(c.ctx.keepalive_timeout)
             return
 
@@ -602,12 +495,12 @@ class Http(Role):
         c.drop()
 
     def timeout(self, c):
-        if c.state == _HEAD and c.n:
+        if c.state == _HEAD and c.inlen:
             c.send(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                    b"Content-Length: 0\r\n\r\n")
         c.drop()
 
-    def failed(self, c):
+    def callback_failed(self, c):
         """A callback raised: 500 if nothing was sent yet, then close."""
         r = c.req
         if c.state == _REQ and r is not None and not r.head_sent \
@@ -619,7 +512,7 @@ class Http(Role):
                 pass
         c.drop()
 
-    def closed(self, c):
+    def dropped(self, c):
         r = c.req
         if r is not None and r.handler is not None and c.state == _REQ:
             r.handler.on_closed_http(c)

@@ -5,16 +5,19 @@ from . import Role
 
 def adopt(c, proto):
     """The connection is raw from now on, served by proto."""
-    c.role = ROLE
-    c.deadline = None
-    if c.cl is not None:
-        c.cl.established = True
-    proto.on_raw_adopt(c)
-    c.update()
+    c.proto = proto
+    if c.client is not None:
+        c.client.established = True
+    c.transition(ROLE)
 
 
 class Raw(Role):
     name = "raw"
+
+    def start(self, c):
+        c.deadline = None  # raw streams may idle
+        c.update()
+        c.proto.on_raw_adopt(c)
 
     def rx(self, c):
         buf = c.ctx.rx_buf()
@@ -29,7 +32,7 @@ class Raw(Role):
     def writable(self, c):
         c.proto.on_raw_writeable(c)
 
-    def closed(self, c):
+    def dropped(self, c):
         c.proto.on_raw_close(c)
 
 

@@ -1,6 +1,11 @@
 """SOCKS5 (RFC 1928, RFC 1929 username/password) for client connections."""
 import socket
 
+_GREETING = const(0)   # method selection sent
+_AUTH = const(1)       # username/password sent
+_CONNECT = const(2)    # connect request sent
+SOCKS_OPEN = const(3)  # the tunnel is open
+
 
 def greeting(auth):
     return b"\x05\x02\x00\x02" if auth else b"\x05\x01\x00"
@@ -29,9 +34,9 @@ _REPLIES = ("succeeded", "general SOCKS server failure",
 
 def step(c, cl, data):
     """Feed the proxy's reply; returns an error text, or None. When the
-    tunnel is open cl.socks_step becomes 99."""
+    tunnel is open cl.socks_step becomes SOCKS_OPEN."""
     data = cl.socks_buf + data if cl.socks_buf else data
-    if cl.socks_step == 0:  # method selection
+    if cl.socks_step == _GREETING:
         if len(data) < 2:
             cl.socks_buf = data
             return None
@@ -41,22 +46,22 @@ def step(c, cl, data):
             user, pw = (x.encode() for x in cl.socks)
             c.send(b"\x01" + bytes((len(user),)) + user +
                    bytes((len(pw),)) + pw)
-            cl.socks_step = 1
+            cl.socks_step = _AUTH
         elif data[1] == 0:
             c.send(_connect_request(cl.host, cl.port))
-            cl.socks_step = 2
+            cl.socks_step = _CONNECT
         else:
             return "SOCKS5 proxy accepts none of our methods"
         cl.socks_buf = data[2:]
         return None
-    if cl.socks_step == 1:  # username/password reply
+    if cl.socks_step == _AUTH:  # the username/password reply
         if len(data) < 2:
             cl.socks_buf = data
             return None
         if data[1] != 0:
             return "SOCKS5 proxy refused the username/password"
         c.send(_connect_request(cl.host, cl.port))
-        cl.socks_step = 2
+        cl.socks_step = _CONNECT
         cl.socks_buf = data[2:]
         return None
     # connect reply: VER REP RSV ATYP ADDR PORT
@@ -73,5 +78,5 @@ def step(c, cl, data):
         cl.socks_buf = data
         return None
     cl.socks_buf = data[n:]  # the tunnel's first bytes, if they came along
-    cl.socks_step = 99
+    cl.socks_step = SOCKS_OPEN
     return None

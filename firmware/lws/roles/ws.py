@@ -7,6 +7,7 @@ own only while a message that does not fit one read is being gathered.
 import binascii
 import hashlib
 from .. import log
+from ..httpmsg import HttpError
 from ..mask import unmask
 from . import Role
 
@@ -75,7 +76,6 @@ class State:
     carry = b""       # header bytes that arrived without the rest
     # connection
     status = _OPEN
-    client = False    # our frames are masked, the peer's must not be
     peer_closed = False
     ping_sent = False
     heard = False     # something arrived since the last silence check
@@ -86,7 +86,6 @@ class State:
 def upgrade(c, req, proto):
     """Answer an upgrade request: 101 and the switch to this role, or an
     error status. Returns True when the connection is now a WebSocket."""
-    from .http import HttpError
     h = req.headers
     if req.method != "GET" or req.version != "HTTP/1.1":
         raise HttpError(400, "WebSocket upgrade needs GET and HTTP/1.1")
@@ -115,10 +114,9 @@ def upgrade(c, req, proto):
         "%s: %s\r\n" % kv for kv in hdrs).encode() + b"\r\n")
     log.info("%r: WebSocket '%s'", c, proto.name)
     c.ws = State()
-    c.role = ROLE
     c.proto = proto
     c.user = proto.new_user(c)
-    ROLE.idle(c)
+    c.transition(ROLE)
     proto.on_established(c)
     return True
 
@@ -128,45 +126,56 @@ def upgrade_request(c, req, vh, m):
     callback:// mount is bound to, else the vhost's default."""
     proto = None
     req.ws_protocol = False
-    for name in req.headers.get("sec-websocket-protocol", "").split(","):
-        proto = vh.protocol(name.strip())
-        if proto is not None:
-            req.ws_protocol = True
-            break
+    asked = req.headers.get("sec-websocket-protocol")
+    if asked:
+        for name in asked.split(","):
+            proto = vh.protocol(name.strip())
+            if proto is not None:
+                req.ws_protocol = True
+                break
+        else:
+            # a 101 that names none of them fails in the browser: say why
+            raise HttpError(400, "no WebSocket subprotocol " + asked)
     if proto is None and m is not None and m.kind == "callback":
         proto = vh.protocol(m.target)
+        if proto is not None and not proto.speaks_ws():
+            proto = None
     if proto is None:
         proto = vh.ws_default_protocol()
     if req.remaining or req.chunked is not None:
-        from .http import HttpError
         raise HttpError(400, "upgrade request with a body")
     if upgrade(c, req, proto):
         c.req = None
-        leftover = bytes(memoryview(c.ah)[:c.n]) if c.n else b""
-        c.release_ah()
+        leftover = bytes(memoryview(c.inbuf)[:c.inlen]) if c.inlen else b""
+        c.release_inbuf()
         if leftover:
             # frames sent right behind the request head: the loop hands
             # them to this role, as if just read
             c.ws.carry = leftover
-            c.ctx._more.append(c)
+            c.ctx.rx_pending(c)
 
 
 def start_client(c, proto, left):
     """The client's handshake succeeded: frames from now on."""
     c.ws = State()
-    c.ws.client = True
-    c.role = ROLE
-    ROLE.idle(c)
+    c.transition(CLIENT)
     proto.on_client_established(c)
     if left and not c.closed:
         c.ws.carry = left
-        c.ctx._more.append(c)
+        c.ctx.rx_pending(c)
 
 
 class Ws(Role):
-    name = "ws"
+    """The WebSocket role of a server connection; WsClient below is its
+    client twin (masked frames out, on_client_* callbacks)."""
 
-    # -- role operations (see roles/http.py) -----------------------------
+    name = "ws"
+    #: the mask bit the peer's frames must carry (RFC 6455 5.1)
+    peer_mask = 0x80
+
+    def start(self, c):
+        self.idle(c)
+        c.update()
 
     def wants_rx(self, c):
         return c.ws.status != _DONE
@@ -203,22 +212,19 @@ class Ws(Role):
 
     def writable(self, c):
         if c.ws.status == _OPEN:
-            if c.ws.client:
-                c.proto.on_client_writeable(c)
-            else:
-                c.proto.on_server_writeable(c)
+            c.proto.on_server_writeable(c)
 
-    def settle(self, c):
+    def after_event(self, c):
         if c.ws.status == _DONE and not c.tx:
             c.drop()
 
-    def failed(self, c):
+    def callback_failed(self, c):
         if c.ws.status == _OPEN:
             self.close(c, 1011, b"callback failed")
         else:
             c.drop()
 
-    def closed(self, c):
+    def dropped(self, c):
         c.ws.buf = None
         c.proto.on_closed(c)
 
@@ -228,14 +234,6 @@ class Ws(Role):
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
         n = len(data)
-        if c.ws.client:
-            # a fresh masking key per frame (RFC 6455 5.3)
-            import os
-            key = os.urandom(4)
-            b = bytearray(data)
-            unmask(b, 0, n, key, 0)
-            c.send(frame_head(op, n, fin, key) + b)
-            return
         h = frame_head(op, n, fin)
         if n > 16384:
             c.send(h)  # no copy of a big payload: two sends
@@ -302,7 +300,11 @@ class Ws(Role):
     def parse(self, c, buf, n):
         ws = c.ws
         pos = 0
-        while pos < n and c.ws is ws and ws.status != _DONE:
+        while pos < n and ws.status != _DONE and not c.closed:
+            if c.rx_paused:
+                # rx_flow_control(False): the rest waits for the resume
+                ws.carry = bytes(buf[pos:n])
+                return
             if ws.left == 0 and ws.ctl is None:
                 used = self.header(c, ws, buf, pos, n)
                 if used == 0:
@@ -330,12 +332,11 @@ class Ws(Role):
         if b0 & 0x70:
             raise WsError(1002, "reserved bits set")
         masked = b1 & 0x80
-        if ws.client:
-            if masked:
-                raise WsError(1002, "masked server frame")
+        if masked != self.peer_mask:
+            raise WsError(1002, "masked server frame" if masked
+                          else "unmasked client frame")
+        if not masked:
             need -= 4
-        elif not masked:
-            raise WsError(1002, "unmasked client frame")
         if n - pos < need:
             return 0
         if ln == 126:
@@ -406,7 +407,7 @@ class Ws(Role):
             while len(mv) > rxmax or (len(mv) == rxmax and not last):
                 ws.after = len(mv) - rxmax
                 self.deliver(c, ws, mv[:rxmax], False)
-                if ws.status != _OPEN or c.ws is not ws:
+                if ws.status != _OPEN or c.closed:
                     return
                 mv = mv[rxmax:]
             if last:
@@ -428,7 +429,7 @@ class Ws(Role):
             ws.fill = 0
             ws.after = len(mv)
             self.deliver(c, ws, ws.buf, False)
-            if ws.status != _OPEN or c.ws is not ws:
+            if ws.status != _OPEN or c.closed:
                 return
         if last:
             piece = memoryview(ws.buf)[:ws.fill]
@@ -438,16 +439,16 @@ class Ws(Role):
 
     def deliver(self, c, ws, data, final):
         ws.final = final
-        if ws.client:
-            c.proto.on_client_receive(c, data)
-        else:
-            c.proto.on_receive(c, data)
+        self.receive(c, data)
         ws.first = False
         if final:
             ws.msg_op = 0
             ws.utf8 = None
             ws.text = False
             ws.first = True
+
+    def receive(self, c, data):
+        c.proto.on_receive(c, data)
 
     def control(self, c, ws, op, data):
         if op == OP_PING:
@@ -485,4 +486,29 @@ class Ws(Role):
         c.set_timeout(c.ctx.ws_close_timeout)
 
 
+class WsClient(Ws):
+    """The WebSocket role of our client connections."""
+
+    peer_mask = 0
+
+    def writable(self, c):
+        if c.ws.status == _OPEN:
+            c.proto.on_client_writeable(c)
+
+    def send(self, c, op, data, fin=True):
+        if c.ws.status != _OPEN and op != OP_CLOSE:
+            return
+        # a fresh masking key per frame (RFC 6455 5.3)
+        import os
+        n = len(data)
+        key = os.urandom(4)
+        b = bytearray(data)
+        unmask(b, 0, n, key, 0)
+        c.send(frame_head(op, n, fin, key) + b)
+
+    def receive(self, c, data):
+        c.proto.on_client_receive(c, data)
+
+
 ROLE = Ws()
+CLIENT = WsClient()
