@@ -1,20 +1,18 @@
 # main.py: bring the board up from lws.json: the WLAN through the saved
 # slots (lws.wlan), then the server, with the set-up page at /setup.
 #
-# lws.json (every key optional):
-#   {"wlan": {"slots": "wlan.json", "hostname": "lws", "ap_ssid": null,
-#             "ap_password": null,  # null: the board's own, made once
-#             "ap_open": false,     # true: an open access point
-#             "timeout": 10, "wait": 30,
-#             "setup": "ap",        # "ap": /setup while the AP is up;
-#                                   # "always" (user admin, password
-#                                   # setup_password, else the AP's);
-#                                   # "never"
-#             "setup_password": null},
-#    "server": {"port": 80, "docroot": "www",
-#               "mounts": [["/echo", "callback://echo"]],
-#               "protocols": ["lws.plugins.echo.Echo"],
-#               "log_level": 7, "options": {"timeout_secs": 20}}}
+# lws.json: every key optional; a key it does not set takes its value from
+# DEFAULTS below (what the README shows), so a board with an empty lws.json
+# serves the test page with all its protocols. Other keys:
+#   "wlan": {"slots": "wlan.json", "ap_ssid": null,
+#            "ap_open": false,     # true: an open access point
+#            "timeout": 10,
+#            "setup_password": null,  # "setup": "ap" while the AP is up;
+#                                     # "always" (user admin, password
+#                                     # setup_password, else the AP's);
+#                                     # "never"
+#            "options": {}}
+#   "server": {"log_level": 7, "options": {"timeout_secs": 20}}
 # "wlan": false (or null) leaves the radio alone.
 #
 # Safe mode: boot.py counts boots in boot_count and this file clears it
@@ -25,6 +23,20 @@ import gc
 import os
 
 _MAX_FAILED_BOOTS = 3
+
+# What a board gets when lws.json says nothing (the README shows the same):
+# the test page and its protocols. Protocols a board's profile did not
+# deploy are left out quietly, with the mounts that name them.
+DEFAULTS = {
+    "wlan": {"hostname": "lws", "ap_password": None, "wait": 30,
+             "setup": "ap"},
+    "server": {"port": 80, "docroot": "www",
+               "mounts": [["/echo", "callback://echo"],
+                          ["/status.json", "callback://lws-status"]],
+               "protocols": ["lws.plugins.dumb_increment.DumbIncrement",
+                             "lws.plugins.mirror.Mirror",
+                             "lws.plugins.echo.Echo",
+                             "lws.plugins.status.Status"]}}
 
 
 def _log(msg, *args):
@@ -62,20 +74,34 @@ def booted():
 
 
 def load_config(path="lws.json"):
+    """lws.json over DEFAULTS, key by key within "wlan" and "server"."""
     import json
+    cfg = {}
     try:
         with open(path) as f:
             cfg = json.load(f)
     except OSError:
-        return {}
+        pass
     except ValueError as e:
         _log("main: %s is not valid JSON (%s): using the defaults", path, e)
-        return {}
     if not isinstance(cfg, dict):
         _log("main: %s is not a JSON object: using the defaults", path)
-        return {}
-    if "server" not in cfg:
-        cfg["server"] = cfg  # the flat form {"port": .., "docroot": ..}
+        cfg = {}
+    if "server" not in cfg and [k for k in DEFAULTS["server"] if k in cfg]:
+        # the flat form {"port": .., "docroot": ..}
+        cfg = {"wlan": cfg["wlan"], "server": cfg} if "wlan" in cfg \
+            else {"server": cfg}
+    for k in ("wlan", "server"):
+        v = cfg.get(k, {})
+        if k == "wlan" and (v is False or v is None):
+            continue  # leave the radio alone
+        d = dict(DEFAULTS[k])
+        if isinstance(v, dict):
+            d.update(v)
+        else:
+            _log("main: %s in %s is not an object: using the defaults", k,
+                 path)
+        cfg[k] = d
     return cfg
 
 
@@ -119,31 +145,37 @@ def main():
     import lws
     from lws import log
     cfg = load_config()
-    srv = cfg.get("server") or {}
+    srv = cfg["server"]
     if "log_level" in srv:
         log.set_level(srv["log_level"])
-    w = cfg.get("wlan", {})
+    w = cfg.get("wlan")
     m = None
-    if w is not False and w is not None:
-        if not isinstance(w, dict):
-            w = {}
+    if w:
         try:
             m = start_wlan(w)
         except Exception as e:
             log.exc(e, "main: WLAN set-up failed; serving without it")
     gc.collect()
     mounts = []
-    if srv.get("docroot", "www"):
-        mounts.append(lws.Mount("/", "file://" + srv.get("docroot", "www")))
+    if srv["docroot"]:
+        mounts.append(lws.Mount("/", "file://" + srv["docroot"]))
     protocols = []
-    for mp, origin in srv.get("mounts", ()):
-        mounts.append(lws.Mount(mp, origin))
-    for spec in srv.get("protocols", ()):
+    dflt = srv["protocols"] is DEFAULTS["server"]["protocols"]
+    for spec in srv["protocols"]:
         try:
             protocols.append(load_protocol(spec))
+        except ImportError as e:
+            if not dflt:  # a default the profile did not deploy: quietly
+                log.exc(e, "main: protocol %s not loaded", spec)
         except Exception as e:
             log.exc(e, "main: protocol %s not loaded", spec)
-    vh = lws.Vhost("lws", srv.get("port", 80), mounts, protocols)
+    names = [p.name for p in protocols]
+    for mp, origin in srv["mounts"]:
+        if srv["mounts"] is DEFAULTS["server"]["mounts"] and \
+                origin.startswith("callback://") and origin[11:] not in names:
+            continue
+        mounts.append(lws.Mount(mp, origin))
+    vh = lws.Vhost("lws", srv["port"], mounts, protocols)
     if m is not None:
         when = w.get("setup", "ap")
         page = []  # the set-up page's mount, imported when first needed

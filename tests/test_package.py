@@ -1,4 +1,4 @@
-"""package.json (for `mpremote mip install github:...`) lists exactly the
+"""package.json (for `mpremote mip install`) lists exactly the
 lws package's files, at paths that exist."""
 import json
 from pathlib import Path
@@ -80,3 +80,27 @@ def test_leaf_modules_import_nothing_of_lws():
                  "lws.uri", "lws.mask"):
         assert edges[leaf] <= {"lws._xor", "lws.util"} - {leaf}, (leaf,
                                                                  edges[leaf])
+
+
+def test_mip_install_from_a_clone(tmp_path):
+    """The README's install from a clone: `mpremote mip install
+    package.json` in the repository puts lws on a board (a virtual one
+    here, through its pty, as a serial board), and it imports there."""
+    import subprocess
+    import sys
+    sys.path.insert(0, str(REPO / "host_tools"))
+    from lwstool import vboard
+    proc, port = vboard.start("esp32", root=tmp_path / "flash")
+    try:
+        mp = [sys.executable, "-m", "mpremote", "connect", port]
+        r = subprocess.run(mp + ["mip", "install", "--target", "/lib",
+                                 "package.json"], cwd=str(REPO),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / "flash" / "lib" / "lws" / "httpmsg.py").is_file()
+        r = subprocess.run(mp + ["exec", "import lws, lws.context; "
+                                 "print('lws', lws.__version__)"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "lws 0.1.0" in r.stdout, r
+    finally:
+        vboard.stop(proc)
