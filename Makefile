@@ -22,15 +22,17 @@ SEND ?=
 # a value as one single-quoted shell word (URLs carry ? and &)
 shq = '$(subst ','\'',$(1))'
 
-.PHONY: run client test bench fuzz setup debs mpy clean help
+.PHONY: run client test bench fuzz setup debs cross unix32 mpy clean help
 
 help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
-	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=64K LOGLEVEL=15 MICROPYTHON=path"
+	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=160K LOGLEVEL=15 MICROPYTHON=path"
 	@echo "make client URL=ws://host:port/path   the test client on the unix port"
 	@echo "            PROTOCOL=name ECHO=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
 	@echo "make bench  speed and memory against Microdot and a raw socket loop"
+	@echo "make unix32 the 32-bit unix port with lws frozen (build/unix32/<board>/micropython)"
+	@echo "            MPY_SRC=tree-or-tarball"
 	@echo "make fuzz   the fuzz test, 20x longer, seed from the clock"
 	@echo "            FUZZ_SEED=n (replay a run) FUZZ_CASES=n FUZZ_KEEPGOING=1 FUZZ_HEAP=128K"
 
@@ -60,6 +62,27 @@ debs:
 	missing=$$($(missing_peers)); [ -z "$$missing" ] || \
 	    { echo "make: still missing after installing $(PEER_DEBS):$$missing" >&2; exit 1; }
 
+# The board-faithful interpreters (host_tools/lwstool/unix32.py): the unix
+# port built 32-bit with lws frozen by each board's manifest selection,
+# Mbed TLS 3.6 and a compressing deflate, from MPY_SRC (a tree or tarball),
+# else ../shared/micropython, else a clone of the pinned commit; cached in
+# build/unix32/<board>/. Without the cross compiler (Debian's
+# gcc-i686-linux-gnu, libc6-i386) the tests that need them say so and skip.
+MPY_SRC ?=
+export MPY_SRC
+CROSS_DEBS ?= gcc-i686-linux-gnu libc6-i386
+
+cross:
+	@command -v i686-linux-gnu-gcc >/dev/null || \
+	    { $(APT) install -y -qq $(CROSS_DEBS) >&2 || \
+	      { $(APT) update -qq && $(APT) install -y -qq $(CROSS_DEBS); } >&2; } || \
+	    echo "make: could not install $(CROSS_DEBS): the 32-bit builds are" \
+	         "skipped (as root: apt-get install $(CROSS_DEBS))" >&2
+
+unix32: setup cross
+	@if command -v i686-linux-gnu-gcc >/dev/null; then \
+	    $(BIN)/python -m lwstool.unix32; fi
+
 run: setup
 	$(BIN)/lwstool serve --port $(PORT) --tls-port $(TLS_PORT) \
 	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
@@ -76,10 +99,10 @@ client: setup
 	    $(if $(HEAP),--heap $(HEAP)) \
 	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
 
-test: setup debs
+test: setup debs unix32
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: setup
+bench: setup unix32
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 # tests/test_fuzz.py with 20 times the cases of make test (3000 of each

@@ -11,7 +11,13 @@ connections, the smallest -X heapsize serving 10 clients. WebSocket:
 heap per open WebSocket, the smallest -X heapsize serving HTTP and 10
 WebSocket echo clients at once (searched for the .mpy builds and raw).
 
-    python bench/bench.py [--quick] [--only ours|microdot|raw]
+And on the board-faithful interpreter (make unix32: the unix port built
+32-bit, objects the size of a board's, lws frozen in): heap idle, per HTTP
+connection and per WebSocket, and the smallest -X heapsize serving HTTP +
+10 WebSocket clients, for ours and for Microdot as .mpy; what a board with
+lws frozen needs.
+
+    python bench/bench.py [--quick] [--only ours|microdot|raw|board32]
                           [--skip http|ws] [--client wrk|python]
                           [--no-heap-search] [--heap SIZE]
 
@@ -67,6 +73,13 @@ SERVERS = {
                      "heap_url": "/heap"},
     "raw": {"group": "raw", "script": HERE / "peers" / "raw_loop.py",
             "path": None, "heap_url": "/heap"},
+    # the board-faithful interpreter (make unix32): 32-bit objects, lws
+    # frozen in (the esp32 selection), Microdot as .mpy on the same one
+    "ours-32": {"group": "board32", "path": None, "board32": "esp32",
+                "script": HERE / "peers" / "lws_app.py", "heap_url": "/heap"},
+    "microdot-32": {"group": "board32", "path": LIB_MPY, "board32": "esp32",
+                    "script": HERE / "peers" / "microdot_app.py",
+                    "heap_url": "/heap"},
 }
 
 TARGET_RATIO = 0.70
@@ -154,7 +167,12 @@ def free_port():
 
 def launch(name, port, heap, out):
     spec = SERVERS[name]
-    argv = unixport.command(spec["script"], [port, STATIC_FILE], heap)
+    exe = None
+    if spec.get("board32"):
+        from lwstool import unix32
+        exe = unix32.find(spec["board32"])
+    argv = unixport.command(spec["script"], [port, STATIC_FILE], heap,
+                            exe=exe)
     env = unixport.environment()
     # .frozen holds the port's asyncio, which Microdot needs
     env["MICROPYPATH"] = ".frozen" + (":%s" % spec["path"] if spec["path"]
@@ -269,6 +287,19 @@ def measure(name, opts, expected):
                 LOGS / ("%s-%s.log" % (name, opts.heap or "default")))
             return r
         heap_url = SERVERS[name]["heap_url"]
+        if SERVERS[name]["group"] == "board32":
+            # heap figures only: speed on this build says nothing new
+            r["heap_idle"] = clients.heap(port, heap_url)
+            r["heap_conns"], r["conns_open"] = clients.heap_with_conns(
+                port, STATIC, heap_url, opts.open_conns)
+            r["conn_heap"] = (r["heap_conns"] - r["heap_idle"]) / \
+                r["conns_open"] if r["conns_open"] else None
+            time.sleep(0.3)
+            r["ws_heap0"], r["ws_heap"], r["ws_open"] = \
+                clients.ws_heap_with_conns(port, heap_url, opts.open_conns)
+            r["ws_conn_heap"] = (r["ws_heap"] - r["ws_heap0"]) / max(
+                1, r["ws_open"])
+            return r
         if "http" not in opts.skip:
             try:
                 measure_http(r, port, heap_url, opts, expected)
@@ -477,10 +508,44 @@ def ratio(a, b):
     return "%.2fx" % (a / b) if a is not None and b else "-"
 
 
+BOARD32_ROWS = [
+    ("heap idle KB", field("heap_idle"), "K", False),
+    ("heap per HTTP conn KB", field("conn_heap"), "K2", False),
+    ("  of 50 still open", field("conns_open"), "", None),
+    ("heap per ws KB", field("ws_conn_heap"), "K2", False),
+    ("  of 50 ws open", field("ws_open"), "", None),
+    ("min heapsize ws K", load_field("ws_min_heap", "min_k"), "", False),
+]
+
+
+def table32(res, why):
+    """The board-faithful figures: what a board with lws frozen needs."""
+    title = ("32-bit unix port, lws frozen (make unix32, the esp32 "
+             "selection; Microdot as .mpy on the same interpreter)")
+    if why:
+        return title + ": not measured: " + why
+    names = [n for n in ("ours-32", "microdot-32") if n in res]
+    if not names:
+        return title + ": not measured"
+    lines = [title, "%-22s" % "" + "".join("%13s" % n for n in names)
+             + ("%13s" % "ours/md" if len(names) == 2 else "")]
+    lines.append("-" * len(lines[-1]))
+    for label, get, unit, better in BOARD32_ROWS:
+        vals = [get(res[n]) for n in names]
+        line = "%-22s" % label + "".join("%13s" % fmt(v, unit) for v in vals)
+        if better is not None and len(names) == 2:
+            line += "%13s" % ratio(vals[0], vals[1])
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def table(res):
     """The values, one column per server; then the ratios ours/peer. Rows
     nothing was measured for (--skip) are left out."""
-    names = [n for n in SERVERS if n in res]
+    names = [n for n in SERVERS if n in res
+             and SERVERS[n]["group"] != "board32"]
+    if not names:
+        return "(64-bit unix port: not measured)"
     pairs = [(o, p) for o, p in PAIRS if o in res and p in res]
     rows, section = [], None
     for row in ROWS:
@@ -571,6 +636,8 @@ def report(res, opts, took):
           "ms, KB, K: lower is better)")
     print()
     print(table(res))
+    print()
+    print(table32(res, opts.board32))
     notes = []
     for n, r in res.items():
         if r.get("error"):
@@ -653,7 +720,7 @@ def options(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="short durations, coarse heap steps (a smoke run)")
-    ap.add_argument("--only", choices=("ours", "microdot", "raw"),
+    ap.add_argument("--only", choices=("ours", "microdot", "raw", "board32"),
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
@@ -689,10 +756,19 @@ def main(argv=None):
     LOGS.mkdir(parents=True, exist_ok=True)
     names = [n for n in SERVERS
              if not opts.only or SERVERS[n]["group"] in opts.only]
+    opts.board32 = None  # why the 32-bit figures are missing, if they are
+    if any(SERVERS[n]["group"] == "board32" for n in names):
+        from lwstool import unix32
+        from lwstool.errors import LwsToolError
+        try:
+            unix32.build("esp32")
+        except LwsToolError as e:
+            opts.board32 = str(e)
+            names = [n for n in names if SERVERS[n]["group"] != "board32"]
     opts.wrk = find_wrk() if opts.client == "wrk" else None
     if "ours-mpy" in names:
         build_mpy()
-    if "microdot-py" in names:
+    if "microdot-py" in names or "microdot-32" in names:
         install_microdot()
     expected = write_static()
     res = {}
@@ -706,6 +782,8 @@ def main(argv=None):
                 ("http", "min_heap", http_trial, "%d clients", names),
                 ("ws", "ws_min_heap", ws_trial, "HTTP + %d WebSocket clients",
                  [n for n in names if not n.endswith("-py")])):
+            if part == "http":
+                which = [n for n in which if not n.endswith("-32")]
             if part in opts.skip:
                 continue
             for n in which:

@@ -151,14 +151,15 @@ def recv_all(s, limit=1 << 24):
 
 
 def start(tmp_path, script=None, args=(), heap=None, env=None,
-          wait=True, path=None, port=None):
-    """Start a firmware script (default: the test server) on a free port."""
+          wait=True, path=None, port=None, exe=None):
+    """Start a firmware script (default: the test server) on a free port
+    (exe: another interpreter than the PyPI unix port)."""
     port = port or free_port()
     log = tmp_path / ("server-%d.log" % port)
     if script is None:
         script = FIRMWARE / "test_server.py"
     argv = unixport.command(script, [str(a).replace("{port}", str(port))
-                                     for a in args], heap)
+                                     for a in args], heap, exe=exe)
     if script == FIRMWARE / "test_server.py":
         argv += ["-p", str(port)]
     e = unixport.environment(path)

@@ -270,12 +270,14 @@ def deployed(profile):
 
 
 def manifest_files(path):
-    """Run a MicroPython manifest with stand-ins: the files it freezes
-    (paths relative to the manifest, as the manifest tool resolves them)."""
+    """Run a MicroPython manifest (and those it includes) with stand-ins:
+    the files it freezes (paths relative to each manifest, as the
+    manifest tool resolves them)."""
     got = []
+    here = [path]
 
     def package(name, files=None, base_path=".", opt=None):
-        root = (path.parent / base_path / name).resolve()
+        root = (here[-1].parent / base_path / name).resolve()
         assert root.is_dir(), root
         if files is None:
             files = [p.relative_to(root).as_posix()
@@ -285,15 +287,23 @@ def manifest_files(path):
             got.append("%s/%s" % (name, f))
 
     def module(name, base_path=".", opt=None):
-        assert (path.parent / base_path / name).is_file()
+        assert (here[-1].parent / base_path / name).is_file()
         got.append(name)
 
     def include(p):
-        assert p.startswith("$(PORT_DIR)") or (path.parent / p).is_file()
+        if p.startswith("$(PORT_DIR)") or p.startswith("$(MPY_DIR)"):
+            return  # the port's own
+        sub = (here[-1].parent / p).resolve()
+        assert sub.is_file(), sub
+        here.append(sub)
+        run(sub)
+        here.pop()
 
-    exec(path.read_text(), {"package": package, "module": module,
-                            "include": include, "freeze": None,
-                            "require": lambda *a, **k: None})
+    def run(f):
+        exec(f.read_text(), {"package": package, "module": module,
+                             "include": include, "freeze": None,
+                             "require": lambda *a, **k: None})
+    run(path)
     return set(got)
 
 

@@ -3,4 +3,4 @@
 # Paths are relative to this file. boot.py, main.py, lws.json and www/
 # stay on the filesystem, so safe mode and the config can always be edited.
 include("$(PORT_DIR)/boards/manifest.py")
-package("lws", base_path="../../firmware", opt=3)
+include("lws_manifest.py")

@@ -34,9 +34,10 @@ def micropython():
     return found
 
 
-def command(script, args=(), heap=None, path=None):
-    """argv that runs a firmware script (or `-m module`) on the unix port."""
-    argv = [micropython()]
+def command(script, args=(), heap=None, path=None, exe=None):
+    """argv that runs a firmware script (or `-m module`) on the unix port
+    (exe: another interpreter, a board's 32-bit build say)."""
+    argv = [str(exe or micropython())]
     if heap:
         argv += ["-X", "heapsize=%s" % heap]
     if isinstance(script, str) and script.startswith("-m "):

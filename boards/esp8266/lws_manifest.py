@@ -1,0 +1,37 @@
+# lws as frozen for esp8266 boards: the server core, WebSockets, the WLAN
+# slot manager and the small plugins; no TLS, no deflate, no clients (the
+# "deploy" list in profile.json says the same for file deploys). Included
+# by manifest.py here, and by the 32-bit unix build (make unix32), so the
+# emulation freezes exactly what the board does. Paths are relative to
+# this file.
+package(
+    "lws",
+    files=(
+        "__init__.py",
+        "_xor.py",
+        "conn.py",
+        "context.py",
+        "files.py",
+        "httpmsg.py",
+        "log.py",
+        "mask.py",
+        "mounts.py",
+        "protocol.py",
+        "ring.py",
+        "uri.py",
+        "utf8.py",
+        "util.py",
+        "wlan.py",
+        "roles/__init__.py",
+        "roles/chunked.py",
+        "roles/http.py",
+        "roles/raw.py",
+        "roles/ws.py",
+        "plugins/__init__.py",
+        "plugins/echo.py",
+        "plugins/status.py",
+        "plugins/wlan_setup.py",
+    ),
+    base_path="../../firmware",
+    opt=3,
+)
