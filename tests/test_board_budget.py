@@ -50,6 +50,12 @@ def frozen_board(tmp_path, cfg, aps):
     return port
 
 
+# the README's options for an esp8266 (Boards): one header buffer of 1 KB,
+# WebSocket reads of 1 KB (longer messages arrive in pieces)
+ESP8266_OPTIONS = {"max_http_header_pool": 1, "max_http_header_data": 1024,
+                   "rx_buffer_size": 1024}
+
+
 def test_esp8266_selection_serves_within_its_budget(tmp_path, boards):
     """HTTP, a WebSocket and the WLAN set-up page on the esp8266
     selection, under -X heapsize=<the esp8266 profile's heap_budget>."""
@@ -57,8 +63,7 @@ def test_esp8266_selection_serves_within_its_budget(tmp_path, boards):
     heap = budget("esp8266")
     port = frozen_board(tmp_path, {
         "wlan": {"wait": 3, "options": {"backoff": 5}},
-        "server": {"options": {"max_http_header_pool": 1,
-                               "max_http_header_data": 1024}}}, [])
+        "server": {"options": ESP8266_OPTIONS}}, [])
     srv = start(tmp_path, script="-c", args=["import boot, main"],
                 env=env(tmp_path, ".frozen"), heap=heap,
                 port=port, exe=exe)
