@@ -20,6 +20,7 @@ import json
 from lws import Protocol
 
 _MAX_PIECE = const(4096)
+_MAX_PIECES = const(1000000)
 
 
 class HttpTest(Protocol):
@@ -43,11 +44,14 @@ class HttpTest(Protocol):
         elif what == "stream":
             a = req.args()
             try:
-                u["left"] = int(a.get("n", "10"))
+                n = int(a.get("n", "10"))
                 size = min(int(a.get("size", "100")), _MAX_PIECE)
+                if not (0 <= n <= _MAX_PIECES and size > 0):
+                    raise ValueError
             except ValueError:
-                conn.send_error(400, "bad n or size")
+                conn.send_error(400, "n must be 0..%d, size 1.." % _MAX_PIECES)
                 return
+            u["left"] = n
             u["piece"] = bytes((48 + i % 10 for i in range(size)))
             conn.respond(200, content_type="text/plain")
             conn.callback_on_writable()
