@@ -44,6 +44,10 @@ class Conn:
     #: TLS: the connection is encrypted / still in its handshake
     tls = False
     handshaking = False
+    #: TLS: the client's flights read while handshaking, and request
+    #: bytes read with the end of a handshake (HTTP role)
+    flights = 0
+    held = None
     #: the last socket error, for the reason a client reports
     err = None
     #: the TCP socket under a TLS one (what poll watches)
@@ -242,6 +246,8 @@ class Conn:
         self.inbuf = buf
         self.inlen = 0
         self.update()
+        if self.held is not None:
+            self.ctx.rx_pending(self)  # no poll event will say it is here
 
     def release_inbuf(self):
         """Give the header pool's buffer back (a client's own is dropped)."""

@@ -116,6 +116,9 @@ class Context:
     max_connections = 64
     #: bytes read from a file per write when serving mounts
     file_chunk = 1460
+    #: bytes of small files kept with their response heads, so repeated
+    #: GETs are answered without opening them (0: none)
+    file_cache = 8192
     #: listen(2) backlog
     backlog = 16
     #: seconds of WebSocket silence before a PING; no PONG by the next

@@ -137,6 +137,7 @@ class FileServe(Protocol):
     """The handler of every file:// mount."""
 
     _cache = {}
+    _kept = 0  # bytes of files kept whole in _cache (Context.file_cache)
 
     def on_http(self, c, req):
         m = req.mount
@@ -191,17 +192,46 @@ class FileServe(Protocol):
                 h += "Cache-Control: max-age=%d\r\n" % m.cache_max_age
             if len(self._cache) >= _CACHED:
                 self._cache.clear()
-            e = self._cache[path] = (mtime, size, m, etag, lm, h,
-                                     mime_type(path, m.extra_mimetypes))
+                FileServe._kept = 0
+            # [.., the whole 200 response for repeated GETs, its Date]
+            e = self._cache[path] = [mtime, size, m, etag, lm, h,
+                                     mime_type(path, m.extra_mimetypes),
+                                     None, None]
         return e
+
+    def _whole(self, c, req, path, e, size):
+        """The whole 200 response (head and body) of a small file, kept
+        while the file and the second (its Date) stay the same, or None
+        when it is not kept (too big, or the cache is full)."""
+        ctx = c.ctx
+        d = http_date()
+        w = e[7]
+        if w is not None and e[8] is d:
+            return w
+        if w is None:
+            limit = ctx.file_cache
+            if size > limit >> 2:
+                return None
+            if FileServe._kept + size > limit:
+                for x in self._cache.values():  # make room: drop them all
+                    x[7] = None
+                FileServe._kept = 0
+            FileServe._kept += size
+        with open(path, "rb") as f:
+            body = f.read(size + 1)
+        if len(body) != size:
+            return None  # changed as we read it: the next request sees
+        w = e[7] = b"".join((c.role.head(c, 200, e[5], e[6], size), body))
+        e[8] = d
+        return w
 
     def serve(self, c, req, path, size, mtime, rel):
         e = self._meta(path, size, mtime, req.mount, rel)
         if e is None:
             c.send_error(404)
             return
-        _, _, _, etag, lm, h, ctype = e
-        hd = req.headers
+        etag, lm, h, ctype = e[3], e[4], e[5], e[6]
+        hd = req.h
         inm = hd.get("if-none-match")
         if (inm is not None and (inm == "*" or etag in inm)) or (
                 inm is None and lm is not None
@@ -210,6 +240,15 @@ class FileServe(Protocol):
             return
         start, n, status = 0, size, 200
         rng = hd.get("range")
+        if rng is None and req.keepalive and req.version == "HTTP/1.1" \
+                and not c.tls and size and not req.remaining and \
+                req.chunked is None:
+            w = self._whole(c, req, path, e, size)
+            if w is not None:
+                # the fast path: a small file, answered as it was last time
+                c.role.send_whole(c, w if req.method == "GET" else
+                                  memoryview(w)[:len(w) - size])
+                return
         if rng is not None and req.method == "GET":
             ifr = hd.get("if-range")
             r = None

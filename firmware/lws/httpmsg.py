@@ -105,6 +105,18 @@ def chunk(data):
 
 _date = None
 _date_t = 0
+_line = ""
+_line_d = None
+
+
+def date_line():
+    """'Date: <now>\\r\\n' (made once a second), or "" without a clock."""
+    global _line, _line_d
+    d = http_date()
+    if d is not _line_d:
+        _line_d = d
+        _line = "Date: %s\r\n" % d if d else ""
+    return _line
 
 
 def http_date(t=None):

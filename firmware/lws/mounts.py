@@ -86,7 +86,7 @@ def to_https(c, req, vh, to):
     the same host (to: True, or the TLS port)."""
     if not to:
         raise HttpError(400, "this port speaks TLS (https://)")
-    host = req.headers.get("host", vh.name)
+    host = req.h.get("host", vh.name)
     if host.startswith("["):
         host = host[:host.find("]") + 1]
     else:

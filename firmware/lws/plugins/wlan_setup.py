@@ -88,7 +88,7 @@ class WlanSetup(Protocol):
             import binascii
             b = self._basic = b"Basic " + binascii.b2a_base64(
                 b"admin:" + (self.password or self.m.ap_key()).encode())[:-1]
-        return _same(req.headers.get("authorization", "").encode(), b)
+        return _same(req.h.get("authorization", "").encode(), b)
 
     def on_http(self, conn, req):
         conn.user = None

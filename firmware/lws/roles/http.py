@@ -1,8 +1,8 @@
 """The HTTP/1.1 server role (RFC 7230): request heads, bodies, responses."""
 import time
 from .. import log
-from ..httpmsg import (HttpError, chunk, http_date, is_token, parse_fields,
-                       reason)
+from ..httpmsg import (HttpError, bad_value, chunk, date_line, is_token,
+                       parse_fields, reason)
 from . import Role
 
 _HEAD = const(0)     # waiting for a request head
@@ -13,10 +13,25 @@ _LINGER = const(3)   # all sent, input still arriving: drain, then close
 _LINGER_MS = const(1000)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+_OK = "HTTP/1.1 200 OK\r\n"
+_SERVER = "Server: microlws\r\n"
+
+
+# the fields the server itself acts on, parsed with the head; the others
+# are checked then, and parsed only when req.headers is asked for
+_EAGER = (b"host", b"connection", b"content-length", b"transfer-encoding",
+          b"upgrade", b"expect", b"if-none-match", b"if-modified-since",
+          b"range", b"if-range", b"accept-encoding", b"origin",
+          b"sec-websocket-key", b"sec-websocket-version",
+          b"sec-websocket-protocol", b"sec-websocket-extensions",
+          b"authorization", b"cookie", b"content-type")
 
 
 class Request:
-    """A request and its transaction state. Header names are lower case."""
+    """A request and its transaction state. Header names are lower case:
+    req.h holds the fields the server acts on (Host, Connection, framing,
+    conditionals, ranges, WebSocket's, Origin, Authorization, Cookie,
+    Content-Type...), req.headers every field (parsed on first use)."""
 
     #: the part of the path after the mountpoint (lws "in")
     subpath = "/"
@@ -32,17 +47,30 @@ class Request:
     out_chunked = False
     out_left = -1
     f = None
+    _all = None
 
-    def __init__(self, method, target, version, headers):
+    def __init__(self, method, target, version, h, lines=None):
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
+        self.h = h
+        self._lines = lines
         q = target.find("?")
         if q < 0:
             self.path, self.query = target, ""
         else:
             self.path, self.query = target[:q], target[q + 1:]
+
+    @property
+    def headers(self):
+        """Every header field: {lower-case name: value}."""
+        d = self._all
+        if d is None:
+            d = parse_fields(self._lines) if self._lines else {}
+            d.update(self.h)  # Host from an absolute-form target
+            self._all = d
+            self._lines = None
+        return d
 
     def args(self):
         """The query string as a dict (urldecoded)."""
@@ -53,13 +81,16 @@ class Request:
 def parse_head(head):
     """Parse request line and headers (bytes, no final blank line).
 
-    Returns a Request or raises HttpError(status, message).
+    Every header line is checked (RFC 7230: token names, no obsolete
+    folding, no control bytes but HTAB, UTF-8); only the fields the
+    server acts on are decoded here. Returns a Request or raises
+    HttpError(status, message).
     """
-    lines = head.split(b"\n")
-    line = lines[0]
-    if line[-1:] == b"\r":
-        line = line[:-1]
-    parts = line.split(b" ")
+    if head.count(b"\n") == head.count(b"\r\n"):
+        lines = head.split(b"\r\n")
+    else:  # some lines end in a bare LF
+        lines = [x[:-1] if x[-1:] == b"\r" else x for x in head.split(b"\n")]
+    parts = lines[0].split(b" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HttpError(400, "malformed request line")
     m, target, ver = parts
@@ -91,22 +122,55 @@ def parse_head(head):
             target = "/" if i < 0 else rest[i:]
         else:
             raise HttpError(400, "bad request target")
-    headers = parse_fields(lines)
+    h = {}
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line:
+            continue
+        if line[0] in (32, 9):
+            raise HttpError(400, "obsolete line folding")
+        c = line.find(b":")
+        if c <= 0:
+            raise HttpError(400, "header without colon")
+        if bad_value(line):
+            raise HttpError(400, "bad bytes in header value")
+        name = line[:c].lower()
+        if name not in _EAGER:
+            if not is_token(name):
+                raise HttpError(400, "bad header name")
+            if max(line) >= 128:
+                try:
+                    line.decode()
+                except UnicodeError:
+                    raise HttpError(400, "header value is not UTF-8")
+            continue
+        try:
+            v = line[c + 1:].strip(b" \t").decode()
+        except UnicodeError:
+            raise HttpError(400, "header value is not UTF-8")
+        name = name.decode()
+        old = h.get(name)
+        if old is not None:
+            if name == "host":
+                raise HttpError(400, "more than one Host")
+            v = old + ", " + v
+        h[name] = v
     version = ver.decode()
-    if "host" not in headers and version != "HTTP/1.0":
+    if "host" not in h and version != "HTTP/1.0":
         # RFC 7230 5.4: even with an absolute-form target
         raise HttpError(400, "HTTP/1.1 request without Host")
     if host is not None:
-        headers["host"] = host
-    host = headers.get("host")
+        h["host"] = host
+    host = h.get("host")
     if host is not None and (" " in host or "/" in host or "@" in host):
         raise HttpError(400, "bad Host")
-    return Request(method, target, version, headers)
+    return Request(method, target, version, h, lines if len(lines) > 1
+                   else None)
 
 
 def _framing(req):
     """How the body is delimited: Content-Length or chunked, never both."""
-    h = req.headers
+    h = req.h
     te = h.get("transfer-encoding")
     cl = h.get("content-length")
     if te is not None:
@@ -127,12 +191,12 @@ def _framing(req):
 
 
 def h_lower(req, name):
-    return req.headers.get(name, "").lower()
+    return req.h.get(name, "").lower()
 
 
 def _pick_vhost(vhosts, req):
     if len(vhosts) > 1:
-        host = req.headers.get("host", "")
+        host = req.h.get("host", "")
         i = host.rfind(":")
         if i > 0 and host[i + 1:].isdigit():
             host = host[:i]
@@ -172,6 +236,8 @@ class Http(Role):
             if self._drain(c) and st == _LINGER:
                 c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
             return
+        if c.handshaking and not self._shake(c):
+            return
         if c.inbuf is None:
             buf = c.ctx.ah_get(c)
             if buf is None:
@@ -179,14 +245,18 @@ class Http(Role):
                 return
             c.inbuf = buf
             c.inlen = 0
-        n = c.recv_into(memoryview(c.inbuf)[c.inlen:])
-        if n is None:
-            return
-        if n == 0:
-            c.drop()
-            return
-        if c.handshaking:
-            c.ctx.handshake_done(c)
+        held = c.held
+        if held is not None:  # read along with the end of a handshake
+            c.held = None
+            n = len(held)
+            c.inbuf[c.inlen:c.inlen + n] = held
+        else:
+            n = c.recv_into(memoryview(c.inbuf)[c.inlen:])
+            if n is None:
+                return
+            if n == 0:
+                c.drop()
+                return
         if st == _HEAD and c.inlen == 0:
             # from its first byte the whole head must come within
             # head_timeout (slowloris)
@@ -206,6 +276,27 @@ class Http(Role):
         if (c.state == _REQ and not c.inlen and not r.remaining
                 and r.chunked is None):
             c.release_inbuf()  # the pool's buffer is not needed to answer
+
+    def _shake(self, c):
+        """A TLS handshake goes on: read where no header buffer is held (a
+        connection that only shakes hands, as a browser's spare ones do,
+        holds none), and give the handshake slot back once the client's
+        second flight is in: the handshake is over then (TLS 1.2 and 1.3
+        alike). True when request bytes came too (kept in c.held)."""
+        ctx = c.ctx
+        buf = ctx.rx_buf()
+        n = c.recv_into(memoryview(buf)[:ctx.max_http_header_data])
+        if n is None:
+            c.flights += 1
+            if c.flights >= 2:
+                ctx.handshake_done(c)
+            return False
+        if n == 0:
+            c.drop()
+            return False
+        ctx.handshake_done(c)
+        c.held = bytes(memoryview(buf)[:n])
+        return True
 
     def _drain(self, c):
         """Read and drop what a closing peer still sends; True if it sent."""
@@ -261,6 +352,8 @@ class Http(Role):
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
             return
+        if e and buf[e - 1] == 13:
+            e -= 1  # the last line's CR
         head = bytes(memoryview(buf)[:e])
         if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
@@ -281,7 +374,7 @@ class Http(Role):
         c.req = req
         c.state = _REQ
         c.set_timeout(c.ctx.timeout_secs)
-        conn_tok = req.headers.get("connection")
+        conn_tok = req.h.get("connection")
         if conn_tok is not None:
             conn_tok = conn_tok.lower()
             if req.version == "HTTP/1.0":
@@ -317,7 +410,7 @@ class Http(Role):
         c.proto = h
         c.user = h.new_user(c)
         if req.remaining or req.chunked is not None:
-            if "100-continue" in req.headers.get("expect", "").lower():
+            if "100-continue" in req.h.get("expect", "").lower():
                 c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         h.on_http(c, req)
         if not c.closed and c.req is req:
@@ -360,51 +453,11 @@ class Http(Role):
         if req.head_sent:
             raise ValueError("response already started")
         nobody = status < 200 or status == 204 or status == 304
-        if req.remaining > c.inlen or req.chunked is not None:
-            # answered before its body came: the connection closes after
-            # (the rest of the body is not read), and the client is told
-            req.keepalive = False
         if body is not None:
             if isinstance(body, str):
                 body = body.encode()
             length = len(body)
-        h = ("HTTP/1.1 200 OK\r\nServer: microlws\r\n" if status == 200 else
-             "HTTP/1.1 %d %s\r\nServer: microlws\r\n" % (status,
-                                                        reason(status)))
-        d = http_date()
-        if d:
-            h += "Date: " + d + "\r\n"
-        if nobody:
-            pass
-        elif length is not None:
-            h += "Content-Type: %s\r\nContent-Length: %d\r\n" % (ctype, length)
-            req.out_left = length
-        else:
-            h += "Content-Type: " + ctype + "\r\n"
-            if req.version == "HTTP/1.0":
-                req.keepalive = False  # close-delimited
-            else:
-                req.out_chunked = True
-                h += "Transfer-Encoding: chunked\r\n"
-        if headers:
-            if isinstance(headers, str):
-                h += headers  # ready-made header lines
-            else:
-                if isinstance(headers, dict):
-                    headers = headers.items()
-                for k, v in headers:
-                    h += "%s: %s\r\n" % (k, v)
-        if c.tls:
-            sts = req.vhost.sts if req.vhost else None
-            if sts:
-                h += "Strict-Transport-Security: max-age=%d ; " \
-                     "includeSubDomains\r\n" % (15768000 if sts is True
-                                                 else sts)
-        if not req.keepalive:
-            h += "Connection: close\r\n"
-        elif req.version == "HTTP/1.0":
-            h += "Connection: keep-alive\r\n"
-        head = (h + "\r\n").encode()
+        head = self.head(c, status, headers, ctype, length, nobody)
         req.head_sent = True  # only now: a MemoryError above still gets a 500
         if body is not None:
             if body and req.method != "HEAD" and not nobody:
@@ -413,6 +466,58 @@ class Http(Role):
         elif nobody:
             req.done = True
         c.send(head)
+
+    def head(self, c, status, headers, ctype, length, nobody=False):
+        """The response head, as bytes (the transaction's framing set)."""
+        req = c.req
+        if req.remaining > c.inlen or req.chunked is not None:
+            # answered before its body came: the connection closes after
+            # (the rest of the body is not read), and the client is told
+            req.keepalive = False
+        p = [_OK if status == 200 else "HTTP/1.1 %d %s\r\n" % (
+            status, reason(status)), _SERVER]
+        d = date_line()
+        if d:
+            p.append(d)
+        if nobody:
+            pass
+        elif length is not None:
+            p.append("Content-Type: %s\r\nContent-Length: %d\r\n"
+                     % (ctype, length))
+            req.out_left = length
+        else:
+            p.append("Content-Type: %s\r\n" % ctype)
+            if req.version == "HTTP/1.0":
+                req.keepalive = False  # close-delimited
+            else:
+                req.out_chunked = True
+                p.append("Transfer-Encoding: chunked\r\n")
+        if headers:
+            if isinstance(headers, str):
+                p.append(headers)  # ready-made header lines
+            else:
+                if isinstance(headers, dict):
+                    headers = headers.items()
+                for k, v in headers:
+                    p.append("%s: %s\r\n" % (k, v))
+        if c.tls:
+            sts = req.vhost.sts if req.vhost else None
+            if sts:
+                p.append("Strict-Transport-Security: max-age=%d ; "
+                         "includeSubDomains\r\n" % (15768000 if sts is True
+                                                     else sts))
+        if not req.keepalive:
+            p.append("Connection: close\r\n")
+        elif req.version == "HTTP/1.0":
+            p.append("Connection: keep-alive\r\n")
+        p.append("\r\n")
+        return "".join(p).encode()
+
+    def send_whole(self, c, data):
+        """A whole response made before (FileServe's kept small files)."""
+        req = c.req
+        req.head_sent = req.done = True
+        c.send(data)
 
     def write(self, c, data):
         req = c.req

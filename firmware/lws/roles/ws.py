@@ -86,7 +86,7 @@ class State:
 def upgrade(c, req, proto):
     """Answer an upgrade request: 101 and the switch to this role, or an
     error status. Returns True when the connection is now a WebSocket."""
-    h = req.headers
+    h = req.h
     if req.method != "GET" or req.version != "HTTP/1.1":
         raise HttpError(400, "WebSocket upgrade needs GET and HTTP/1.1")
     if h.get("sec-websocket-version") != "13":
@@ -126,7 +126,7 @@ def upgrade_request(c, req, vh, m):
     callback:// mount is bound to, else the vhost's default."""
     proto = None
     req.ws_protocol = False
-    asked = req.headers.get("sec-websocket-protocol")
+    asked = req.h.get("sec-websocket-protocol")
     if asked:
         for name in asked.split(","):
             proto = vh.protocol(name.strip())
