@@ -12,7 +12,8 @@ While it runs:
   /connecttest.txt, ...) get a 302 to http://<AP address>/setup, and so
   does every request whose Host is not the board's own (its address, or
   any address literal: one reaches the board only by its own; hostname,
-  hostname.local, the names in hosts): the OS sees a portal and opens it.
+  hostname.local, localhost, the names in hosts): the OS sees a portal
+  and opens it.
   Requests for the board's own names are served as always.
 
 It stands in front of the vhost's mount lookup: requests come to it first
@@ -35,8 +36,8 @@ class Portal(Protocol):
     rx_buffer_size = 64
 
     #: the DNS responder's UDP port; None: no DNS responder (the redirects
-    #: alone). 53 on a board; on the unix port 53 is the computer's own,
-    #: so there it needs another port (or root): none unless one is given
+    #: alone). On the unix port, where 53 is the computer's own, none
+    #: unless one is given
     dns_port = 53
     #: the address it listens on
     dns_bind = "0.0.0.0"
@@ -54,8 +55,16 @@ class Portal(Protocol):
                     callable(getattr(Portal, k)):
                 raise ValueError("unknown captive portal option " + k)
             setattr(self, k, options[k])
+        if "dns_port" not in options:
+            import sys
+            if sys.platform in ("linux", "darwin"):
+                log.notice("captive: no DNS responder on the unix port "
+                           "unless dns_port is set")
+                self.dns_port = None
         self.vh = vh
-        own = [h.lower() for h in self.hosts]
+        # localhost too: no client's DNS asks for it, so it is only
+        # ever the board's (a virtual board on the unix port)
+        own = ["localhost"] + [h.lower() for h in self.hosts]
         if hostname:
             own += [hostname.lower(), hostname.lower() + ".local"]
         self.own = own
@@ -78,12 +87,6 @@ class Portal(Protocol):
             vh.protocols.append(self)
         vh.find_mount = self._find
         p = self.dns_port
-        if p == 53:
-            import sys
-            if sys.platform in ("linux", "darwin"):
-                log.notice("captive: no DNS responder on port 53 of the "
-                           "unix port (set dns_port)")
-                p = None
         if p is not None:
             try:
                 from lws.roles import dns
