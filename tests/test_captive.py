@@ -119,7 +119,7 @@ def responder(tmp_path):
     srv.stop()
 
 
-# -- the responder ---------------------------------------------------------------
+# -- the responder ------------------------------------------------------------
 
 def test_dig_gets_the_access_point_for_every_name(responder):
     p = responder.udp
@@ -280,7 +280,7 @@ def test_multiple_questions_and_other_opcodes_refused(responder):
         d.close()
 
 
-# -- the portal on a booted board ----------------------------------------------
+# -- the portal on a booted board ---------------------------------------------
 
 PROBES = [  # (Host, path) as phones and laptops send them
     ("connectivitycheck.gstatic.com", "/generate_204"),

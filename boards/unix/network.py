@@ -17,10 +17,11 @@ how the board set it up; with it the names the board goes by, as on
 ESP32: "dhcp_hostname", the hostname when the station last called
 connect() (what its DHCP client sends), and "mdns_hostname", the hostname
 when the station first got an address (what the mDNS responder answers
-for as HOSTNAME.local: it takes the name once per boot), null before. "flaky" is the probability that a
-connect fails (STAT_CONNECT_FAIL); the draws come from a generator seeded
-with "seed", so a run is repeatable. Connecting takes "connect_delay"
-seconds without blocking: status() is STAT_CONNECTING until then.
+for as HOSTNAME.local: it takes the name once per boot), null before.
+"flaky" is the probability that a connect fails (STAT_CONNECT_FAIL); the
+draws come from a generator seeded with "seed", so a run is repeatable.
+Connecting takes "connect_delay" seconds without blocking: status() is
+STAT_CONNECTING until then.
 """
 import json
 import os

@@ -19,12 +19,12 @@ from .. import log
 from . import Role
 
 _HEADER = const(12)
-#: a query's first bytes are read, the rest of a longer datagram is cut
-#: off (the question comes first; EDNS options after it are not needed)
+# a query's first bytes are read, the rest of a longer datagram is cut
+# off (the question comes first; EDNS options after it are not needed)
 _MAX_QUERY = const(512)
-#: datagrams read per poll event
+# datagrams read per poll event
 _BURST = const(8)
-#: compression pointers followed in one name
+# compression pointers followed in one name
 _MAX_HOPS = const(8)
 _MAX_NAME = const(255)
 _MAX_LABEL = const(63)
