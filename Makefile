@@ -47,8 +47,8 @@ setup: $(STAMP)
 # Debian tools the tests use as real peers (tests/conftest.py PEERS), and
 # their packages. A missing peer fails the tests, so make test stops here
 # when they cannot be installed.
-PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server
-PEER_DEBS ?= curl openssl libwebsockets-test-server
+PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server dig
+PEER_DEBS ?= curl openssl libwebsockets-test-server bind9-dnsutils
 APT ?= apt-get
 missing_peers = for t in $(PEER_TOOLS); do command -v $$t >/dev/null || printf ' %s' $$t; done
 

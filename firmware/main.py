@@ -11,6 +11,8 @@
 #                                     # "always" (user admin, password
 #                                     # setup_password, else the AP's);
 #                                     # "never"
+#            "captive_portal": true,  # default: true for "setup": "ap";
+#                                     # or {"dns_port": 53, ...}
 #            "options": {}}
 #   "server": {"log_level": 7, "options": {"timeout_secs": 20}}
 # "wlan": false (or null) leaves the radio alone.
@@ -122,10 +124,26 @@ def start_wlan(w):
                 **opts)
     if m.connect(w.get("wait", 30)):
         _log("main: WLAN connected to %s, address %s", m.ssid, m.ip)
+        import sys
+        if m.hostname and sys.platform == "esp32":
+            # its mDNS responder answers for the hostname (lws.wlan)
+            _log("main: and by name: %s.local", m.hostname)
     else:
         _log("main: no saved network answered: access point %s is up, "
              "set-up page at /setup", m.ap)
     return m
+
+
+def unload(*names):
+    """Forget modules that are done with, so that the heap gets their
+    room back (imported again, they load anew)."""
+    import sys
+    for n in names:
+        if sys.modules.pop(n, None) is not None:
+            pkg, _, leaf = n.rpartition(".")
+            p = sys.modules.get(pkg)
+            if p is not None and leaf in dir(p):
+                delattr(p, leaf)
 
 
 def load_protocol(spec):
@@ -176,8 +194,18 @@ def main():
             continue
         mounts.append(lws.Mount(mp, origin))
     vh = lws.Vhost("lws", srv["port"], mounts, protocols)
+    cp = None  # the captive portal's options, when it is wanted
     if m is not None:
         when = w.get("setup", "ap")
+        cp = w.get("captive_portal", when == "ap")
+        if cp and when == "never":
+            log.warn("main: no captive portal without a set-up page "
+                     "(\"setup\": \"never\")")
+            cp = None
+        elif cp:
+            cp = cp if isinstance(cp, dict) else {}
+        else:
+            cp = None
         page = []  # the set-up page's mount, imported when first needed
 
         def show(on):
@@ -195,10 +223,29 @@ def main():
                 else:
                     vh.mounts.remove(page[0])
 
+        portal = []  # the captive portal, imported when first needed
+
+        def captive(on):
+            # while the access point is up: its DNS answers every name
+            # with the board, and the OS opens the set-up page
+            if on and not portal:
+                from lws.plugins.captive import Portal
+                portal.append(Portal(vh, m.hostname, **cp))
+            if on:
+                portal[0].start(ctx, m.ap_ip)
+            elif portal:
+                portal.pop().stop()
+                # set up: its code and objects give their heap back
+                unload("lws.plugins.captive", "lws.roles.dns")
+
         def changed(state, info):
             # "ap": the page is there while the access point is
-            if state == "ap" or (state == "connected" and m.ap is None):
+            if when == "ap" and (state == "ap" or (state == "connected"
+                                                   and m.ap is None)):
                 show(state == "ap")
+            # the portal until a station connects (keep_ap or not)
+            if cp is not None and state in ("ap", "connected"):
+                captive(state == "ap")
 
         if when == "always":
             show(True)
@@ -207,11 +254,13 @@ def main():
                  else m.ap_key())
         elif when == "ap" and m.ap:
             show(True)
-        if when == "ap":
+        if when == "ap" or cp is not None:
             m.on_change = changed
     ctx = lws.Context([vh], **srv.get("options", {}))
     if m is not None:
         m.attach(ctx)
+        if cp is not None and m.ap:
+            captive(True)
     booted()
     gc.collect()
     log.notice("main: serving on port %d", vh.port)

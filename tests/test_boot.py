@@ -71,8 +71,15 @@ def test_boot_main_serves_with_wlan(tmp_path, boards):
     assert "main: serving on port %d" % port in log
     # the server is up: this boot counted as good
     assert boot_count(tmp_path) is None
-    # connected, "setup": "ap" (the default): no set-up page
+    # connected, "setup": "ap" (the default): no set-up page, no portal
     assert srv.get("/setup")[0] == 404
+    assert srv.get("/generate_204", {"Host": "clients3.google.com"})[0] \
+        == 404
+    assert "captive" not in srv.log()
+    # lws.json's hostname, set before the radio came up: what DHCP and
+    # (on ESP32) the mDNS responder announce
+    ap = ap_state(tmp_path)
+    assert ap["dhcp_hostname"] == ap["mdns_hostname"] == "lws-test"
 
 
 def test_boot_without_network_goes_ap_with_setup(tmp_path, boards):

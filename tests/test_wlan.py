@@ -573,6 +573,53 @@ print(json.dumps([ok, first, m.ssid, [e[0] for e in ev if e[0] == 'lost']]))
     assert result(r) == [True, "cafe", "home", ["lost"]]
 
 
+def test_hostname_set_before_the_radio_comes_up(tmp_path):
+    """ESP32 gives the hostname to DHCP at connect() and to its mDNS
+    responder (HOSTNAME.local) at the first address, once a boot: the
+    manager sets it before either. Set later, the board keeps the old
+    name, and the simulated radio tells."""
+    air(tmp_path, [HOME])
+    r = mpy(tmp_path, manager("hostname='lws-kitchen'",
+                              slots=[("home", "homepass1")]) + """
+print(json.dumps([m.connect(5), network.hostname()]))
+""")
+    assert result(r) == [True, "lws-kitchen"]
+    st = ap_state(tmp_path)
+    assert st["dhcp_hostname"] == st["mdns_hostname"] == "lws-kitchen"
+    r = mpy(tmp_path, """
+import network, time
+w = network.WLAN(network.STA_IF)
+w.active(True)
+w.connect('home', 'homepass1')
+time.sleep(0.2)
+print(w.isconnected())
+network.hostname('too-late')
+""")
+    assert r.stdout.split() == ["True"], r.stderr
+    st = ap_state(tmp_path)
+    assert st["dhcp_hostname"] == st["mdns_hostname"] == "mpy-unix"
+
+
+def test_hostname_without_network_hostname(tmp_path):
+    """Ports older than MicroPython 1.20 have no network.hostname(): the
+    name goes to config(dhcp_hostname=...); a name no port takes is a
+    warning, and the board comes up with its own."""
+    air(tmp_path, [HOME])
+    r = mpy(tmp_path, "import network\ndel network.hostname\n" +
+            manager("hostname='lws-old'", slots=[("home", "homepass1")]) +
+            "print(json.dumps(m.connect(5)))\n")
+    assert result(r) is True
+    assert ap_state(tmp_path)["mdns_hostname"] == "lws-old"
+    d = tmp_path / "bad"
+    d.mkdir()
+    air(d, [HOME])
+    r = mpy(d, manager("hostname='x' * 40", slots=[("home", "homepass1")]) +
+            "print(json.dumps(m.connect(5)))\n")
+    assert result(r) is True
+    assert "WARN: wlan: cannot set the hostname " + "x" * 40 in r.stderr
+    assert ap_state(d)["mdns_hostname"] == "mpy-unix"
+
+
 # -- the set-up page over HTTP -----------------------------------------------
 
 def board(tmp_path, cfg, aps, heap=None, path=PATH):

@@ -13,10 +13,15 @@ connect(), so a test can change the air while the board runs:
 A bare list of access points works too. The board's own access point
 (AP_IF) is written, as {"active", "essid", "authmode", "password"}, to
 the file in $LWS_FAKE_AP_STATE whenever it changes, so a test can see
-how the board set it up. "flaky" is the probability that a
-connect fails (STAT_CONNECT_FAIL); the draws come from a generator seeded
-with "seed", so a run is repeatable. Connecting takes "connect_delay"
-seconds without blocking: status() is STAT_CONNECTING until then.
+how the board set it up; with it the names the board goes by, as on
+ESP32: "dhcp_hostname", the hostname when the station last called
+connect() (what its DHCP client sends), and "mdns_hostname", the hostname
+when the station first got an address (what the mDNS responder answers
+for as HOSTNAME.local: it takes the name once per boot), null before.
+"flaky" is the probability that a connect fails (STAT_CONNECT_FAIL); the
+draws come from a generator seeded with "seed", so a run is repeatable.
+Connecting takes "connect_delay" seconds without blocking: status() is
+STAT_CONNECTING until then.
 """
 import json
 import os
@@ -42,7 +47,8 @@ AUTH_WPA2_PSK = 3
 AUTH_WPA_WPA2_PSK = 4
 
 _MISSING_DELAY = 0.3
-_state = {"hostname": "mpy-unix", "seed": None, "rng": 1}
+_state = {"hostname": "mpy-unix", "seed": None, "rng": 1,
+          "dhcp_hostname": None, "mdns_hostname": None}
 _ifs = {}
 
 
@@ -106,16 +112,23 @@ def _record(w):
         with open(p, "w") as f:
             json.dump({"active": w._active, "essid": c["essid"],
                        "authmode": c["authmode"],
-                       "password": c["password"]}, f)
+                       "password": c["password"],
+                       "dhcp_hostname": _state["dhcp_hostname"],
+                       "mdns_hostname": _state["mdns_hostname"]}, f)
 
 
-def hostname(name=None):
-    """network.hostname([name]), as MicroPython 1.20+."""
-    if name is None:
-        return _state["hostname"]
+def _set_hostname(name):
     if not 0 < len(name) <= 32:
         raise ValueError("hostname")
     _state["hostname"] = name
+
+
+def hostname(name=None):
+    """network.hostname([name]), as MicroPython 1.20+ (a test may delete
+    it to play an older port: config(dhcp_hostname=...) still works)."""
+    if name is None:
+        return _state["hostname"]
+    _set_hostname(name)
 
 
 def country(code=None):
@@ -210,6 +223,8 @@ class WLAN:
         self._cfg["essid"] = ssid
         self._cfg["password"] = key or ""
         self._ap = best
+        _state["dhcp_hostname"] = _state["hostname"]  # as ESP32's connect()
+        _record(WLAN(AP_IF))
         self._status = STAT_CONNECTING
         if best is None:
             self._result = STAT_NO_AP_FOUND
@@ -235,6 +250,10 @@ class WLAN:
                 self._status = s = self._result
                 if s != STAT_GOT_IP:
                     self._ap = None
+                elif _state["mdns_hostname"] is None:
+                    # ESP32 starts its mDNS responder at the first address
+                    _state["mdns_hostname"] = _state["hostname"]
+                    _record(WLAN(AP_IF))
         elif s == STAT_GOT_IP and \
                 time.ticks_diff(_now(), self._checked) >= 500:
             # the link drops when its AP leaves the file or changes key
@@ -308,7 +327,7 @@ class WLAN:
                 if k == "ssid":
                     k = "essid"
                 if k == "hostname" or k == "dhcp_hostname":
-                    hostname(v)
+                    _set_hostname(v)
                 elif k in self._cfg or k in ("security",):
                     self._cfg["authmode" if k == "security" else k] = v
                 else:
@@ -332,7 +351,7 @@ class WLAN:
                 m = m[:5] + bytes(((m[5] + 1) & 255,))
             return m
         if k in ("hostname", "dhcp_hostname"):
-            return hostname()
+            return _state["hostname"]
         if k in ("essid", "ssid"):
             if self._if == STA_IF and self._ap is None and \
                     self._status != STAT_CONNECTING:

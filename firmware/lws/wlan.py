@@ -266,6 +266,7 @@ class Manager:
         self.slot = None
         self.ip = None
         self.ap = None       # the access point's essid while it is up
+        self.ap_ip = None    # and its address
         self.error = None    # why the last attempt failed
         self.attempts = 0
         self.last_scan = []  # [(ssid, rssi, channel, security), ...]
@@ -285,14 +286,20 @@ class Manager:
             import network
             net = self._net = network
             self.sta = network.WLAN(network.STA_IF)
-            if self.hostname:
+            name = self.hostname
+            if name:
+                # before any interface comes up: ESP32 gives it to DHCP
+                # at connect() and its mDNS responder (HOSTNAME.local)
+                # takes it once, at the first address; ports older than
+                # MicroPython 1.20 have config(dhcp_hostname=) instead
                 try:
-                    network.hostname(self.hostname)
+                    network.hostname(name)
                 except (AttributeError, ValueError, OSError):
                     try:
-                        self.sta.config(dhcp_hostname=self.hostname)
-                    except (ValueError, OSError):
-                        log.warn("wlan: cannot set the hostname")
+                        self.sta.config(dhcp_hostname=name)
+                    except (ValueError, OSError) as e:
+                        log.warn("wlan: cannot set the hostname %s: %s",
+                                 name, e)
             try:
                 # the driver gives up after a few tries, so status() tells
                 # why (ESP32); this manager does the retrying
@@ -369,20 +376,21 @@ class Manager:
             log.err("wlan: access point failed: %s", e)
             return
         self.ap = name
+        self.ap_ip = ip = ap.ifconfig()[0]
         if op:
             log.warn("wlan: access point %s is open (ap_open): anyone in "
                      "range can reach it", name)
         else:
             log.notice("wlan: access point %s: WPA2, password %s", name,
                        self.ap_key())
-        self._set("ap", essid=name, ip=ap.ifconfig()[0], open=op)
+        self._set("ap", essid=name, ip=ip, open=op)
 
     def stop_ap(self):
         if self.ap:
             net = self._network()
             net.WLAN(net.AP_IF).active(False)
             log.notice("wlan: access point %s closed", self.ap)
-            self.ap = None
+            self.ap = self.ap_ip = None
 
     # -- the state machine ------------------------------------------------
 
