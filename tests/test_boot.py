@@ -167,10 +167,11 @@ def test_invalid_json_config_logged(tmp_path):
     (tmp_path / "safe_mode").write_text("")
     r = subprocess.run(
         [unixport.micropython(), "-c", "import main\n"
-         "print(main.load_config())"], env=env(tmp_path),
+         "from lws import board\nprint(board.load_config())"],
+        env=env(tmp_path),
         cwd=str(tmp_path), capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
-    # what a board gets with no lws.json at all: main.DEFAULTS
+    # what a board gets with no lws.json at all: lws.board.DEFAULTS
     cfg = r.stdout.strip().splitlines()[-1]
     assert "'port': 80" in cfg and "lws.plugins.status.Status" in cfg
     assert "lws.json is not valid JSON" in r.stdout + r.stderr
@@ -235,7 +236,8 @@ def test_broken_deploy_never_crashes_main(tmp_path):
     for n in (1, 2, 3):
         r = boot_once(tmp_path, path=path)
         assert r.returncode == 0, r.stderr
-        assert "main: failed: ImportError('broken deploy'" in r.stdout
+        assert "main: no lws on this board (broken deploy): run lwstool " \
+            "deploy" in r.stdout
     r = boot_once(tmp_path, path=path)
     assert r.returncode == 0
     # safe mode is reported even without lws (plain print)

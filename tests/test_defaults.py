@@ -13,14 +13,13 @@ from wsraw import frame, handshake, read_frame
 
 
 def defaults(tmp_path):
-    """main.DEFAULTS, as the firmware holds it (safe mode: nothing starts)."""
-    (tmp_path / "safe_mode").write_text("")
-    r = subprocess.run([unixport.micropython(), "-c", "import json, main\n"
-                        "print(json.dumps(main.DEFAULTS))"],
+    """lws.board.DEFAULTS, as the firmware holds it."""
+    r = subprocess.run([unixport.micropython(), "-c", "import json\n"
+                        "from lws import board\n"
+                        "print(json.dumps(board.DEFAULTS))"],
                        env=env(tmp_path), cwd=str(tmp_path),
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
-    (tmp_path / "safe_mode").unlink()
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

@@ -9,6 +9,7 @@ package(
     files=(
         "__init__.py",
         "_xor.py",
+        "board.py",
         "conn.py",
         "context.py",
         "files.py",
