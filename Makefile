@@ -42,11 +42,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Debian tools the tests use as real peers (tests/conftest.py PEERS), and
-# their packages. A missing peer fails the tests, so make test stops here
-# when they cannot be installed.
-PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server
-PEER_DEBS ?= curl openssl libwebsockets-test-server
+# Debian tools the tests use as real peers (tests/conftest.py PEERS: curl,
+# openssl, the lws test apps, Chromium for the test page) and their
+# packages. A missing peer fails the tests (tests/test_browser.py skips
+# without Chromium, for pytest run by hand), so make test stops here when
+# they cannot be installed.
+PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server chromium
+PEER_DEBS ?= curl openssl libwebsockets-test-server chromium
 APT ?= apt-get
 missing_peers = for t in $(PEER_TOOLS); do command -v $$t >/dev/null || printf ' %s' $$t; done
 

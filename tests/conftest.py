@@ -25,6 +25,7 @@ PEERS = {
     "openssl": "openssl",
     "libwebsockets-test-client": "libwebsockets-test-server",
     "libwebsockets-test-server": "libwebsockets-test-server",
+    "chromium": "chromium",
 }
 
 
