@@ -15,6 +15,8 @@ import hashlib
 import json
 import re
 import shutil
+import socket
+import ssl
 import time
 
 import pytest
@@ -106,9 +108,7 @@ def pages(browser, request, tmp_path):
         opened.append(p)
         if network:
             p.call("Network.enable")
-        p.goto(url)
-        p.wait("!document.querySelector('nav').classList.contains('busy')",
-               15, "every tab answered or given up")
+        goto(p, url)
         return p
 
     yield open_page
@@ -137,6 +137,14 @@ def js(v):
     return json.dumps(v)
 
 
+def goto(p, url):
+    """Load the page, and wait until every tab has answered or been
+    given up (tabs appearing move the others)."""
+    p.goto(url)
+    p.wait("!document.querySelector('nav').classList.contains('busy')",
+           20, "every tab answered or given up")
+
+
 def visible_tabs(p):
     return p.eval("[...document.querySelectorAll('nav button')]"
                   ".filter((b) => b.offsetParent !== null)"
@@ -154,8 +162,9 @@ def click(p, selector):
                " if (!e || e.offsetParent === null) return null;"
                " e.scrollIntoView({block: 'center'});"
                " const r = e.getBoundingClientRect();"
-               " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-               % js(selector), 5, "%s visible" % selector)
+               " const x = r.x + r.width / 2, y = r.y + r.height / 2;"
+               " return e.contains(document.elementFromPoint(x, y)) &&"
+               " [x, y]; })()" % js(selector), 5, "%s visible" % selector)
     for t in ("mousePressed", "mouseReleased"):
         p.call("Input.dispatchMouseEvent", {
             "type": t, "x": r[0], "y": r[1], "button": "left",
@@ -215,9 +224,13 @@ def test_dumb_increment(pages, url):
     high = int(p.wait("(() => { const n = +document.getElementById('dumb-n')"
                       ".textContent; return n >= %d && n; })()"
                       % max(n0 + 10, 30), 10, "the counter rising"))
+    # every number shown from now on, however slow the polling here
+    p.eval("window.seen = []; new MutationObserver(() => window.seen.push("
+           "+document.getElementById('dumb-n').textContent)).observe("
+           "document.getElementById('dumb-n'), {childList: true}); 1")
     click(p, "#dumb-reset")
-    p.wait("+document.getElementById('dumb-n').textContent < 15",
-           5, "the counter back near 0 after reset (it was %d)" % high)
+    p.wait("window.seen.some((n) => n < 5)", 5,
+           "the counter back near 0 after reset (it was %d)" % high)
     assert text(p, "#dumb-state") == "open"
 
 
@@ -313,7 +326,7 @@ def test_http_tab(pages, url):
     shown = p.eval("(document.querySelector('pre') || document.body)"
                    ".textContent")
     assert json.loads(shown)["query"] == "hello=world"
-    p.goto(url)   # back, for the photograph
+    goto(p, url)   # back, for the photograph
     tab(p, "http")
 
 
@@ -376,3 +389,33 @@ def test_board_without_protocols(server_factory, pages, tmp_path):
     assert selected_tab(p) is None
     assert p.eval("document.getElementById('none').offsetParent !== null")
     assert "none of the test page's protocols" in text(p, "#none")
+
+
+# -- what browsers do that other clients seldom do -----------------------------
+
+
+@pytest.mark.xfail(strict=False, reason="a TLS connection gives back its "
+                   "handshake slot (and header buffer) only when its first "
+                   "request bytes arrive, so sockets a browser opened ahead "
+                   "(done handshakes, no request yet) stall every new TLS "
+                   "connection for head_timeout (5 s)")
+def test_idle_tls_connections_hold_no_handshake_slot(site):
+    """Chromium opens spare TLS connections ahead of need: handshake done,
+    no request yet. They must not keep the next ones waiting."""
+    srv, urls = site
+    port = int(urls["https"].rsplit(":", 1)[1].strip("/"))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    spare = []
+    try:
+        for _ in range(2):   # max_tls_handshakes
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            spare.append(ctx.wrap_socket(s, server_hostname="localhost"))
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(b"GET /test.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert t.recv(12) == b"HTTP/1.1 200"
+    finally:
+        for s in spare:
+            s.close()
