@@ -44,11 +44,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Debian tools the tests use as real peers (tests/conftest.py PEERS), and
-# their packages. A missing peer fails the tests, so make test stops here
-# when they cannot be installed.
-PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server dig
-PEER_DEBS ?= curl openssl libwebsockets-test-server bind9-dnsutils
+# Debian tools the tests use as real peers (tests/conftest.py PEERS: curl,
+# openssl, the lws test apps, dig, Chromium for the test page) and their
+# packages. A missing peer fails the tests (tests/test_browser.py skips
+# without Chromium, for pytest run by hand), so make test stops here when
+# they cannot be installed.
+PEER_TOOLS ?= curl openssl libwebsockets-test-client libwebsockets-test-server dig chromium
+PEER_DEBS ?= curl openssl libwebsockets-test-server bind9-dnsutils chromium
 APT ?= apt-get
 missing_peers = for t in $(PEER_TOOLS); do command -v $$t >/dev/null || printf ' %s' $$t; done
 

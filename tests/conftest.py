@@ -26,6 +26,7 @@ PEERS = {
     "libwebsockets-test-client": "libwebsockets-test-server",
     "libwebsockets-test-server": "libwebsockets-test-server",
     "dig": "bind9-dnsutils",
+    "chromium": "chromium",
 }
 
 
