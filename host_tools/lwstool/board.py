@@ -59,11 +59,13 @@ def find_port(port=None):
 
 
 # what snippets leave in the REPL's globals, removed when a session ends
-# (and the modules they imported), to give the heap back
+# (and the modules they imported, but `network`: the simulated one keeps
+# the radio's state), to give the heap back
 _MARK = "import sys,gc\n_lws_mods=set(sys.modules)\ngc.collect()"
 _CLEANUP = ("for _n in ('f','w','_s','_h','_w','_d','_k','_f','wlan'):\n"
             " try:\n  del globals()[_n]\n except KeyError:\n  pass\n"
-            "for _n in [m for m in sys.modules if m not in _lws_mods]:\n"
+            "for _n in [m for m in sys.modules if m not in _lws_mods and "
+            "m!='network']:\n"
             " del sys.modules[_n]\n"
             "del _n,_lws_mods\ngc.collect()")
 
@@ -71,7 +73,7 @@ _CLEANUP = ("for _n in ('f','w','_s','_h','_w','_d','_k','_f','wlan'):\n"
 # a virtual board asks its bridge for a hard reset with this exit status
 # (lwstool.vboard.HARD_RESET_EXIT)
 _VBOARD_HARD_RESET = 76
-# an idle REPL answers a Ctrl-B within this many seconds
+# an idle REPL answers a return within this many seconds
 _PROBE_WAIT = 0.5
 
 SERVER_STOPPED = ("the board's server (main.py) was stopped to run this; "
@@ -83,7 +85,7 @@ class Board:
 
     Entering the raw REPL stops what runs (main.py's server, by Ctrl-C);
     `stopped` then says that a program was running (an idle REPL answers
-    a Ctrl-B at once, a running program does not read the console).
+    a return at once, a running program does not read the console).
     Unlike mpremote it soft-resets only when asked (soft_reset=True, as
     deploy does for a clean heap; $LWSTOOL_SOFT_RESET=1 or 0 overrides):
     a soft reset runs boot.py, and where the port cannot tell it from a
@@ -354,16 +356,16 @@ def _soft_reset(wanted):
 
 def _busy(ser, wait=_PROBE_WAIT):
     """Does a program run on the board (main.py's server)? An idle REPL
-    answers Ctrl-B at once with its banner and prompt (a raw REPL leaves
-    for the friendly one); a running program does not read the console,
-    and the bytes wait for the REPL."""
+    answers a return at once with a new prompt; a running program does
+    not read the console, and the byte waits for the REPL. (A board left
+    in the raw REPL does not answer either: taken as busy.)"""
     old = ser.timeout
     try:
         ser.timeout = 0
         end = time.monotonic() + 0.2
         while ser.read(4096) and time.monotonic() < end:
             pass              # what the board said before
-        ser.write(b"\r\x02")
+        ser.write(b"\r")
         ser.timeout = 0.02
         seen = b""
         end = time.monotonic() + wait
@@ -486,7 +488,10 @@ def monitor(port=None, out=None, keys=None, baud=115200, timeout=None):
         import termios
         import tty
         old = termios.tcgetattr(keys)
-        tty.setraw(keys)
+        tty.setraw(keys)       # Ctrl-] and Ctrl-C come as bytes
+        a = termios.tcgetattr(keys)
+        a[1] |= termios.OPOST | termios.ONLCR   # the unix port writes \n
+        termios.tcsetattr(keys, termios.TCSANOW, a)
     end = None if timeout is None else time.monotonic() + timeout
     try:
         while end is None or time.monotonic() < end:
