@@ -892,6 +892,10 @@ def test_reset_hard(fresh):
     assert r.stderr == "lwstool: %s has no machine.reset(): no hard reset " \
         "there (lwstool reset does a soft one)\n" % path
     assert boots.read_text() == "xx"
+    # and leaves the board at its REPL, as it found it (not in the raw
+    # REPL, which would look like a running program to the next command)
+    r = lwstool("-p", path, "config", "get")
+    assert (r.returncode, r.stderr) == (0, "")
 
 
 def test_nothing_deployed_says_deploy_first(fresh):

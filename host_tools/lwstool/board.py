@@ -203,13 +203,19 @@ class Board:
         """machine.reset(); on a virtual board (the unix port has no
         machine.reset) the bridge starts the interpreter again, as a
         board that powers up: boot.py, then main.py. An LwsToolError when
-        the board cannot do it. The connection ends."""
+        the board cannot do it (the connection then stays open); else
+        the connection ends."""
         from mpremote.transport import TransportError
         can = self.call(
             "_d={}\ntry:\n import machine\n _d['h']=hasattr(machine,'reset')"
             "\nexcept ImportError:\n _d['h']=False\nimport os\n"
             "_d['v']=getattr(os,'getenv',lambda k:None)('LWS_VBOARD')",
             "_d")
+        if not can.get("v") and not can.get("h"):
+            # the connection stays, as the board does
+            raise LwsToolError(
+                "%s has no machine.reset(): no hard reset there "
+                "(lwstool reset does a soft one)" % self.port)
         t = self.transport
         try:
             if can.get("v"):
@@ -220,10 +226,6 @@ class Board:
                     raise LwsToolError("%s: the virtual board did not "
                                        "restart" % self.port)
                 return
-            if not can.get("h"):
-                raise LwsToolError(
-                    "%s has no machine.reset(): no hard reset there "
-                    "(lwstool reset does a soft one)" % self.port)
             t.exec_raw_no_follow("import time,machine\ntime.sleep_ms(50)\n"
                                  "machine.reset()")
             try:
@@ -420,11 +422,14 @@ class Session:
         """Soft (boot.py, then main.py) or hard reset; the connection ends,
         and the next command opens a new one. Returns the port."""
         b = self.board()
-        self._b = None
-        if hard:
-            b.hard_reset()
-        else:
-            b.reboot()
+        try:
+            if hard:
+                b.hard_reset()
+            else:
+                b.reboot()
+        finally:
+            if b._t is None:        # it reset, or went away
+                self._b = None
         self.stopped = False
         return b.port
 
@@ -456,10 +461,14 @@ def reset(port=None, hard=False, conn=None):
     """Reset a board (see Session.reset); returns its port. A conn given
     is used, and its connection ends."""
     b = conn or Board(port)
-    if hard:
-        b.hard_reset()
-    else:
-        b.reboot()
+    try:
+        if hard:
+            b.hard_reset()
+        else:
+            b.reboot()
+    finally:
+        if conn is None:
+            b.close()         # when the board could not reset
     return b.port
 
 
