@@ -857,11 +857,23 @@ def test_server_stopped_is_said(fresh):
     assert r.stderr == stopped + "lwstool: no 'nope' in lws.json\n"
 
 
-def test_reset_hard(fresh):
+@pytest.fixture
+def booting(tmp_path):
+    """A virtual esp32 whose main.py counts its runs in the file boots:
+    (pty, root)."""
+    root = tmp_path / "flash"
+    root.mkdir()
+    (root / "main.py").write_text("open('boots', 'a').write('x')\n")
+    proc, path = vboard.start("esp32", root=root)
+    yield path, root
+    vboard.stop(proc)
+
+
+def test_reset_hard(booting):
     """On a virtual board a hard reset starts the interpreter again, as a
     board that powers up (boot.py, then main.py, a fresh heap); a board
     without machine.reset() is an error, not a success."""
-    path, root = fresh
+    path, root = booting
     boots = root / "boots"
 
     def booted(n):
@@ -871,9 +883,6 @@ def test_reset_hard(fresh):
             time.sleep(0.1)
         return boots.read_text() if boots.exists() else None
 
-    (root / "main.py").write_text("open('boots', 'a').write('x')\n")
-    # a soft reset runs main.py as well
-    assert lwstool("-p", path, "reset").returncode == 0
     assert booted(1) == "x"
     with Board(path) as b:
         b.transport.exec("hard_marker = 1")
