@@ -20,10 +20,21 @@ BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO / "host_tools"))
 
 
-def lwstool(*argv, timeout=60):
+@pytest.fixture(scope="module", autouse=True)
+def run_dir(tmp_path_factory):
+    """The virtual boards of this module register in a folder of their
+    own (not the user's runtime folder, where other boards may run)."""
+    d = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LWSTOOL_RUN_DIR", str(d))
+        ENV["LWSTOOL_RUN_DIR"] = str(d)
+        yield d
+
+
+def lwstool(*argv, timeout=60, input=None, env=None):
     return subprocess.run([sys.executable, "-m", "lwstool"] + list(argv),
                           capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+                          env=dict(ENV, **(env or {})), input=input)
 
 
 # -- flashing, against the mock ROM bootloader ------------------------------
@@ -523,15 +534,17 @@ def test_run_file(vb, tmp_path):
     assert r.returncode == 1 and "ValueError: on purpose" in r.stderr
 
 
-def test_devs_and_auto():
+def test_devs_and_auto(tmp_path):
     r = lwstool("devs")
     assert r.returncode == 0
     from serial.tools import list_ports
     if not [p for p in list_ports.comports() if p.vid is not None]:
-        r = lwstool("-p", "auto", "wifi", "list")
+        # no virtual board runs either
+        r = lwstool("-p", "auto", "wifi", "list",
+                    env={"LWSTOOL_RUN_DIR": str(tmp_path)})
         assert r.returncode == 1
         assert r.stderr == "lwstool: no board found (lwstool devs lists " \
-            "serial ports; pass -p PORT)\n"
+            "serial ports and virtual boards; pass -p PORT)\n"
 
 
 def test_missing_port_is_one_line():
@@ -567,7 +580,8 @@ def test_lwstool_test_serial_target(tmp_path):
     reached at --host."""
     proc, path = vboard.start("esp32", root=tmp_path / "flash")
     try:
-        assert lwstool("-p", path, "deploy", "-b", "esp32").returncode == 0
+        assert lwstool("-p", path, "deploy", "--board",
+                       "esp32").returncode == 0
         port = free_port()
         r = lwstool("-p", path, "config", "set", "server",
                     json.dumps({"port": port,
@@ -590,17 +604,19 @@ def test_lwstool_test_bad_target():
 @pytest.mark.timeout(60)
 def test_emulate_with_firmware_frozen_in(tmp_path):
     """--with-firmware: firmware/ on the path, as if frozen; the flash
-    folder stays empty and / is the board's."""
+    folder holds only the fake access points, and / is the board's."""
     proc, path = vboard.start("unix", root=tmp_path / "flash",
                               with_firmware=True)
     try:
         with Board(path) as b:
             assert b.call("import lws", "lws.__version__")
-            assert b.eval("__import__('os').listdir('/')") == ["host"]
+            assert sorted(b.eval("__import__('os').listdir('/')")) == \
+                ["fake_aps.json", "host"]
             assert b.eval("__import__('os').getcwd()") == "/"
     finally:
         vboard.stop(proc)
-    assert not list((tmp_path / "flash").iterdir())
+    assert [f.name for f in (tmp_path / "flash").iterdir()] == \
+        ["fake_aps.json"]
 
 
 def test_reset_clears_the_board(vb):
@@ -651,3 +667,425 @@ def test_repl_is_interactive(vb):
         if p.poll() is None:
             p.kill()
         os.close(master)
+
+
+# -- a new user's path: virtual boards, chained commands, the console ----
+
+def _no_usb_ports():
+    from serial.tools import list_ports
+    return not [p for p in list_ports.comports() if p.vid is not None]
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A virtual esp32 of its own, nothing deployed: (pty, root)."""
+    root = tmp_path / "flash"
+    proc, path = vboard.start("esp32", root=root)
+    yield path, root
+    vboard.stop(proc)
+
+
+# a main.py that runs until it is stopped, as the server does
+TICKER = ("import time\nn = 0\nwhile True:\n    print('tick', n)\n"
+          "    n += 1\n    time.sleep(0.2)\n")
+
+
+@pytest.mark.timeout(90)
+def test_readme_path_in_one_chain(tmp_path):
+    """The README's steps as one chained command on a virtual board found
+    by -p auto: deploy, save "home" with the password from stdin (the
+    board's default access points have it), set the port, reset; the
+    board joins "home" and serves, and wifi status says so by name."""
+    run = tmp_path / "run"
+    run.mkdir()
+    env = {"LWSTOOL_RUN_DIR": str(run)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LWSTOOL_RUN_DIR", str(run))
+        proc, path = vboard.start("esp32", root=tmp_path / "flash")
+    try:
+        aps = json.loads((tmp_path / "flash" / "fake_aps.json").read_text())
+        assert {"ssid": "home", "password": "password"}.items() <= \
+            aps["aps"][0].items()
+        port = free_port()
+        dev = "auto" if _no_usb_ports() else path
+        r = lwstool("-p", dev, "deploy", "--board", "esp32", "+", "wifi",
+                    "add", "home", "--password-stdin", "+", "config", "set",
+                    "server.port", str(port), "+", "reset",
+                    input="password\n", env=env, timeout=80)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "saved 'home' in slot 0" in r.stdout
+        assert "reset " in r.stdout
+        assert "password" not in r.stdout.replace("--password", "")
+        # the chain ends with a reset: the server runs, nothing to say
+        assert r.stderr == ""
+        wait_port(port, timeout=20)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        assert c.getresponse().status == 200
+        c.close()
+        # main.py joined "home" (it is up once the server listens)
+        r = lwstool("-p", dev, "wifi", "status", env=env)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert "state      got IP (STAT_GOT_IP, 1010)" in lines
+        assert "ssid       home" in lines
+        assert "connected  True" in lines
+        # ... and stopped the server to ask: said on stderr, with the cure
+        assert r.stderr == "lwstool: the board's server (main.py) was " \
+            "stopped to run this; `lwstool reset` starts it again\n"
+    finally:
+        vboard.stop(proc)
+
+
+def test_chain_shares_one_connection(fresh, monkeypatch, capsys):
+    """Commands chained with + open the board once, when first needed."""
+    from mpremote import transport_serial
+    path, root = fresh
+    opened = []
+    init = transport_serial.SerialTransport.__init__
+
+    def counting(self, *a, **kw):
+        opened.append(a[0])
+        init(self, *a, **kw)
+
+    monkeypatch.setattr(transport_serial.SerialTransport, "__init__",
+                        counting)
+    assert cli.main(["-p", path, "config", "set", "chain.a", "1", "+",
+                     "config", "get", "chain.a", "+", "wifi",
+                     "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["chain.a = 1", "1"]
+    assert "state      idle (STAT_IDLE, 1000)" in out
+    assert opened == [path]
+    assert json.loads((root / "lws.json").read_text()) == {"chain": {"a": 1}}
+    # parsed all before any runs: a bad last command runs nothing
+    assert cli.main(["-p", path, "config", "set", "chain.b", "2", "+",
+                     "config", "bogus"]) == 1
+    assert "config: argument config_cmd: invalid choice: 'bogus'" in \
+        capsys.readouterr().err
+    assert opened == [path]
+    assert "b" not in json.loads((root / "lws.json").read_text())["chain"]
+
+
+def test_chain_stops_at_the_first_failure(fresh):
+    path, root = fresh
+    r = lwstool("-p", path, "config", "set", "first", "1", "+", "config",
+                "get", "nope", "+", "config", "set", "after", "1")
+    assert r.returncode == 1
+    assert r.stdout == "first = 1\n"
+    assert r.stderr.splitlines()[-1] == "lwstool: no 'nope' in lws.json"
+    assert json.loads((root / "lws.json").read_text()) == {"first": 1}
+
+
+def test_port_after_the_command(fresh):
+    """-p where mpremote's and esptool's users put it; after the command
+    it wins over one given before."""
+    path, _ = fresh
+    r = lwstool("config", "set", "k", "v", "-p", path)
+    assert r.returncode == 0, r.stderr
+    r = lwstool("-p", "/dev/nonexistent-board", "config", "get", "k",
+                "-p", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == '"v"\n'
+    r = lwstool("wifi", "status", "-p", path)
+    assert r.returncode == 0 and "STAT_IDLE" in r.stdout, r.stderr
+    # in a chain, each command its own
+    r = lwstool("config", "get", "k", "-p", path, "+", "config", "get",
+                "k", "-p", "/dev/nonexistent-board")
+    assert r.returncode == 1 and r.stdout == '"v"\n'
+    assert r.stderr.startswith("lwstool: cannot open /dev/nonexistent-board")
+
+
+def test_devs_lists_running_virtual_boards(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    env = {"LWSTOOL_RUN_DIR": str(run)}
+    # a board that was killed left its entry: not listed, and removed
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = run / ("vboard-%d-99.json" % gone.pid)
+    stale.write_text(json.dumps({"path": "/dev/null", "pid": gone.pid,
+                                 "board": "esp32", "root": "/nowhere"}))
+    root = tmp_path / "flash"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LWSTOOL_RUN_DIR", str(run))
+        proc, path = vboard.start("esp8266", root=root,
+                                  link=tmp_path / "board")
+    try:
+        r = lwstool("devs", env=env)
+        assert r.returncode == 0, r.stderr
+        line = [x for x in r.stdout.splitlines() if x.startswith(path)]
+        assert line == ["%s None 0000:0000 microlws virtual board (unix "
+                        "port, esp8266 profile), root %s, link %s"
+                        % (path, root.resolve(), tmp_path / "board")]
+        assert "/nowhere" not in r.stdout and not stale.exists()
+        if _no_usb_ports():
+            r = lwstool("-p", "auto", "config", "set", "found", "yes",
+                        env=env)
+            assert r.returncode == 0, r.stderr
+            assert json.loads((root / "lws.json").read_text()) == \
+                {"found": "yes"}
+    finally:
+        vboard.stop(proc)
+    assert not list(run.iterdir())
+    assert path not in lwstool("devs", env=env).stdout
+
+
+def test_server_stopped_is_said(fresh):
+    """A command that stops a running main.py says so, once, on stderr;
+    nothing is said when nothing ran, or when the chain resets."""
+    path, root = fresh
+    stopped = "lwstool: the board's server (main.py) was stopped to run " \
+        "this; `lwstool reset` starts it again\n"
+    (root / "main.py").write_text(TICKER)
+    assert lwstool("-p", path, "reset").returncode == 0
+    time.sleep(0.5)
+    r = lwstool("-p", path, "config", "get")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == stopped
+    r = lwstool("-p", path, "config", "get")        # nothing ran now
+    assert r.returncode == 0 and r.stderr == ""
+    r = lwstool("-p", path, "reset")
+    time.sleep(0.5)
+    r = lwstool("-p", path, "config", "get", "+", "config", "get", "+",
+                "reset")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    time.sleep(0.5)
+    # a failing command still says it, before its error
+    r = lwstool("-p", path, "config", "get", "nope")
+    assert r.returncode == 1
+    assert r.stderr == stopped + "lwstool: no 'nope' in lws.json\n"
+
+
+@pytest.fixture
+def booting(tmp_path):
+    """A virtual esp32 whose main.py counts its runs in the file boots:
+    (pty, root)."""
+    root = tmp_path / "flash"
+    root.mkdir()
+    (root / "main.py").write_text("open('boots', 'a').write('x')\n")
+    proc, path = vboard.start("esp32", root=root)
+    yield path, root
+    vboard.stop(proc)
+
+
+def test_reset_hard(booting):
+    """On a virtual board a hard reset starts the interpreter again, as a
+    board that powers up (boot.py, then main.py, a fresh heap); a board
+    without machine.reset() is an error, not a success."""
+    path, root = booting
+    boots = root / "boots"
+
+    def booted(n):
+        end = time.monotonic() + 10
+        while time.monotonic() < end and \
+                (not boots.exists() or boots.read_text() != "x" * n):
+            time.sleep(0.1)
+        return boots.read_text() if boots.exists() else None
+
+    assert booted(1) == "x"
+    with Board(path) as b:
+        b.transport.exec("hard_marker = 1")
+    r = lwstool("-p", path, "reset", "--hard")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "reset %s\n" % path
+    assert booted(2) == "xx"
+    with Board(path) as b:
+        assert b.eval("'hard_marker' in globals()") is False
+        # the board no longer says it is a virtual one: it has nothing
+        # that would do a hard reset
+        b.exec("import os\nos.unsetenv('LWS_VBOARD')")
+    r = lwstool("-p", path, "reset", "--hard")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == "lwstool: %s has no machine.reset(): no hard reset " \
+        "there (lwstool reset does a soft one)\n" % path
+    assert boots.read_text() == "xx"
+    # and leaves the board at its REPL, as it found it (not in the raw
+    # REPL, which would look like a running program to the next command)
+    r = lwstool("-p", path, "config", "get")
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_nothing_deployed_says_deploy_first(fresh):
+    path, _ = fresh
+    for cmd in (["wifi", "list"], ["wifi", "add", "home", "--password",
+                                   "password"], ["wifi", "ap"]):
+        r = lwstool("-p", path, *cmd)
+        assert r.returncode == 1, cmd
+        assert r.stderr == "lwstool: %s has no lws (ImportError: no module " \
+            "named 'lws'): run lwstool deploy first\n" % path, cmd
+
+
+def test_wifi_passwords_checked_before_the_board(tmp_path):
+    """WPA2: 8..63 characters or 64 hex digits, else refused before any
+    port is opened (-p names none that exists); never echoed."""
+    nowhere = "/dev/nonexistent-board"
+    for pw in ("short12", "x" * 64, "y" * 65, "é" * 32):
+        r = lwstool("-p", nowhere, "wifi", "add", "home", "--password", pw)
+        assert r.returncode == 1
+        assert r.stderr.startswith("lwstool: a WPA2 password is 8..63 "
+                                   "characters, or 64 hex digits"), pw
+        assert "nothing was sent to the board" in r.stderr
+        assert pw not in r.stderr
+        r = lwstool("-p", nowhere, "wifi", "add", "home",
+                    "--password-stdin", input=pw + "\n")
+        assert r.returncode == 1 and "8..63" in r.stderr and \
+            pw not in r.stderr
+    # good ones get as far as the port
+    for pw in ("8chars!!", "z" * 63, "0123456789abcdef" * 4, ""):
+        r = lwstool("-p", nowhere, "wifi", "add", "home",
+                    "--password-stdin", input=pw + "\n")
+        assert r.returncode == 1
+        assert r.stderr.startswith("lwstool: cannot open " + nowhere), pw
+    r = lwstool("-p", nowhere, "wifi", "add", "home", "--password-stdin",
+                input="")
+    assert r.returncode == 1 and "no line on stdin" in r.stderr
+    r = lwstool("-p", nowhere, "wifi", "add", "x" * 33, "--password", "")
+    assert r.returncode == 1 and "an SSID is 1..32 bytes" in r.stderr
+
+
+def test_wifi_status_names_the_state(fresh, tmp_path):
+    """The network module's STAT_* name, in words, and the network
+    connected or being tried."""
+    path, root = fresh
+    r = lwstool("-p", path, "wifi", "status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == [
+        "state      idle (STAT_IDLE, 1000)", "ssid       (none)"]
+    f = tmp_path / "join.py"
+
+    def join(password):
+        f.write_text("import network\nw = network.WLAN(network.STA_IF)\n"
+                     "w.active(True)\nw.connect('home', %r)\n" % password)
+        assert lwstool("-p", path, "run", str(f)).returncode == 0
+
+    def status():
+        r = lwstool("-p", path, "wifi", "status")
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()
+
+    aps = json.loads((root / "fake_aps.json").read_text())
+    aps["aps"][0]["connect_delay"] = 2.5
+    (root / "fake_aps.json").write_text(json.dumps(aps))
+    join("not-the-password")
+    assert status()[:2] == ["state      connecting (STAT_CONNECTING, 1001)",
+                            "ssid       home (being tried)"]
+    time.sleep(2.7)
+    assert status()[0] == \
+        "state      wrong password (STAT_WRONG_PASSWORD, 202)"
+    join("password")
+    time.sleep(2.7)
+    lines = status()
+    assert lines[:3] == ["state      got IP (STAT_GOT_IP, 1010)",
+                         "ssid       home", "ip         192.168.1.186"]
+    assert "rssi       -48 dBm" in lines
+
+
+def test_usage_errors_are_one_line():
+    for argv, msg in [
+            (["deploy", "--bogus"], "deploy: unrecognized arguments: --bogus "
+             "(lwstool deploy -h for help)"),
+            (["wifi", "add"], "wifi add: the following arguments are "
+             "required: ssid (lwstool wifi add -h for help)"),
+            (["bogus"], "'bogus' is not a command (lwstool -h lists them)"),
+            (["wifi", "add", "x", "--slot", "one"], "wifi add: argument "
+             "--slot: invalid int value: 'one' (lwstool wifi add -h for "
+             "help)"),
+            # -b is esptool's baud rate, never the board
+            (["deploy", "-b", "esp32"], "deploy: unrecognized arguments: "
+             "-b esp32 (lwstool deploy -h for help)")]:
+        r = lwstool(*argv)
+        assert (r.returncode, r.stdout, r.stderr) == \
+            (1, "", "lwstool: %s\n" % msg), argv
+
+
+def test_flash_b_is_the_baud_rate():
+    args = cli.parse(["flash", "-b", "460800", "--board", "esp32s3"])[0]
+    assert (args.baud, args.board) == (460800, "esp32s3")
+    r = lwstool("flash", "-h")
+    assert "-b BAUD, --baud BAUD" in r.stdout
+
+
+@pytest.mark.timeout(60)
+def test_emulate_shows_the_console(tmp_path):
+    """lwstool emulate in the foreground shows what the board prints
+    (boot.py, main.py, soft reboots), not the raw REPL's traffic."""
+    root = tmp_path / "flash"
+    root.mkdir()
+    (root / "main.py").write_text(TICKER)
+    log = tmp_path / "console"
+    with open(log, "wb") as out:
+        proc, path = vboard.start("esp32", root=root, stdout=out)
+    try:
+        def seen(text, after="", timeout=10):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                got = log.read_text(errors="replace")
+                if text in (got.partition(after)[2] if after else got):
+                    return True
+                time.sleep(0.1)
+            return False
+
+        assert seen("tick 2")
+        head = log.read_text().splitlines()[:2]
+        assert head[1] == "access points: home, cafe-free, neighbours " \
+            "(%s)" % (root.resolve() / "fake_aps.json")
+        r = lwstool("-p", path, "config", "set", "secret_key", "hunter22")
+        assert r.returncode == 0, r.stderr
+        r = lwstool("-p", path, "reset")
+        assert r.returncode == 0, r.stderr
+        # main.py again after the soft reboot
+        assert seen("tick 1", after="MPY: soft reboot")
+        text = log.read_text(errors="replace")
+        assert "raw REPL" not in text and "hunter22" not in text
+    finally:
+        vboard.stop(proc)
+
+
+@pytest.mark.timeout(60)
+def test_monitor_shows_the_console_read_only(fresh):
+    """lwstool monitor on a terminal: what the board prints, nothing typed
+    reaches it, the port is its own meanwhile; Ctrl-] or Ctrl-C leaves."""
+    import pty
+    import select as sel
+    path, root = fresh
+    (root / "main.py").write_text(TICKER)
+    for leave in (b"\x1d", b"\x03"):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([sys.executable, "-m", "lwstool", "-p", path,
+                              "reset", "+", "monitor"], stdin=slave,
+                             stdout=slave, stderr=slave, env=ENV,
+                             close_fds=True)
+        os.close(slave)
+        seen = b""
+
+        def read_until(token, timeout):
+            nonlocal seen
+            end = time.monotonic() + timeout
+            while token not in seen and time.monotonic() < end:
+                if sel.select([master], [], [], 0.2)[0]:
+                    try:
+                        seen += os.read(master, 4096)
+                    except OSError:
+                        break
+            return token in seen
+
+        try:
+            assert read_until(b"Ctrl-] or Ctrl-C to leave", 20), seen
+            assert read_until(b"tick 1", 10), seen
+            os.write(master, b"print('typed' + 'in')\r")
+            r = lwstool("-p", path, "config", "get")
+            assert r.returncode == 1
+            assert r.stderr.startswith("lwstool: cannot open %s" % path)
+            assert "lwstool monitor" in r.stderr
+            n = seen.count(b"tick")
+            assert read_until(b"tick %d" % (n + 2), 10), seen
+            os.write(master, leave)
+            assert p.wait(10) == 0
+            read_until(b"--- left", 2)
+            assert b"typedin" not in seen
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.close(master)

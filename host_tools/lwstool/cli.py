@@ -1,11 +1,37 @@
-"""lwstool command line: a thin layer over the lwstool Python API."""
+"""lwstool command line: a thin layer over the lwstool Python API.
+
+Commands chain with + as mpremote's do, each parsed by its own parser,
+and share one board connection, opened when a command first needs it:
+
+    lwstool -p auto deploy --board esp32 + wifi add home + reset
+
+The first command that fails ends the chain with its error and its exit
+status. Errors, usage errors too, are one line, `lwstool: <message>`,
+with exit status 1.
+"""
 import argparse
 import sys
 
 from .errors import LwsToolError
 
 
-def _serve(args):
+class UsageError(LwsToolError):
+    """A command line argparse could not make sense of."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in lwstool's one error form."""
+
+    def error(self, message):
+        cmd = self.prog.partition(" ")[2]      # "lwstool wifi add"
+        if message.startswith("argument COMMAND: invalid choice: "):
+            raise UsageError("%s is not a command (lwstool -h lists them)"
+                             % message.split(": ")[2].split(" (")[0])
+        raise UsageError("%s%s (lwstool %s-h for help)" % (
+            cmd + ": " if cmd else "", message, cmd + " " if cmd else ""))
+
+
+def _serve(s, args):
     from . import unixport
     return unixport.serve(heap=args.heap, port=args.port,
                           docroot=args.docroot, debug=args.debug,
@@ -32,7 +58,7 @@ def _serve_parser(p):
                    "to .mpy in build/mpy, as a board runs it)")
 
 
-def _client(args):
+def _client(s, args):
     from . import unixport
     a = [args.url]
     if args.protocol:
@@ -85,32 +111,100 @@ COMMANDS.update(_BOARD_COMMANDS)
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="lwstool", description=__doc__)
+    ap = Parser(prog="lwstool", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="store_true")
     ap.add_argument("-p", "--device", metavar="PORT",
-                    help="the board's serial port, or auto (default: "
-                    "$LWSTOOL_PORT, else auto)")
-    sub = ap.add_subparsers(dest="cmd")
+                    help="the board's serial port, a virtual board's pty, "
+                    "or auto (default: $LWSTOOL_PORT, else auto); also "
+                    "taken after the command")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    ap.command_parsers = {}
     for name, (_, build, helptext) in COMMANDS.items():
-        build(sub.add_parser(name, help=helptext))
+        p = ap.command_parsers[name] = sub.add_parser(
+            name, help=helptext, description=helptext)
+        build(p)
     return ap
 
 
-def main(argv=None):
+def split_chain(argv):
+    """The commands of a command line, split at each `+`."""
+    chain, cur = [], []
+    for a in argv:
+        if a == "+":
+            if cur:
+                chain.append(cur)
+            cur = []
+        else:
+            cur.append(a)
+    if cur:
+        chain.append(cur)
+    return chain
+
+
+def parse(argv):
+    """[args] for each command of the chain, all parsed before any runs
+    (a UsageError for the first one that does not parse)."""
     ap = parser()
-    args = ap.parse_args(argv)
-    if args.version:
+    chain = []
+    for seg in split_chain(argv) or [[]]:
+        args, extra = ap.parse_known_args(seg)
+        if extra:
+            # said by the command's own parser, which names it
+            ap.command_parsers.get(args.cmd, ap).error(
+                "unrecognized arguments: %s" % " ".join(extra))
+        chain.append(args)
+    return chain
+
+
+def run(chain, session=None):
+    """Run parsed commands in order on one Session; returns the exit
+    status of the first that fails (an LwsToolError propagates), else 0."""
+    from .board import Session
+    s = session or Session()
+    for args in chain:
+        s.use(getattr(args, "device", None))
+        code = COMMANDS[args.cmd][0](s, args) or 0
+        if code:
+            return code
+    return 0
+
+
+def main(argv=None):
+    from .board import SERVER_STOPPED, Session
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        chain = parse(argv)
+    except UsageError as e:
+        print("lwstool: %s" % e, file=sys.stderr)
+        return 1
+    if chain[0].version:
         from . import __version__
         print("lwstool", __version__)
         return 0
-    if not args.cmd:
-        ap.print_help()
+    if any(not args.cmd for args in chain):
+        if len(chain) > 1:
+            print("lwstool: a + with no command after it", file=sys.stderr)
+        else:
+            parser().print_help()
         return 1
+    s = Session(chain[0].device)
+    error = None
     try:
-        return COMMANDS[args.cmd][0](args) or 0
+        code = run(chain, s)
     except LwsToolError as e:
-        print("lwstool: %s" % e, file=sys.stderr)
-        return 1
+        error, code = e, 1
+    except KeyboardInterrupt:
+        s.detach()
+        error, code = "interrupted", 1
+    finally:
+        s.close()
+    sys.stdout.flush()
+    if s.stopped:
+        print("lwstool: " + SERVER_STOPPED, file=sys.stderr)
+    if error is not None:
+        print("lwstool: %s" % error, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

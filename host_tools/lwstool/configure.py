@@ -29,8 +29,34 @@ def _done(b, conn):
         b.close()
 
 
+def check_ssid(ssid):
+    """An LwsToolError unless ssid is 1..32 bytes."""
+    if not 0 < len(ssid.encode()) <= 32:
+        raise LwsToolError("an SSID is 1..32 bytes, not %d"
+                           % len(ssid.encode()))
+
+
+def check_password(password):
+    """An LwsToolError, naming no character of it, unless password is a
+    WPA2 one (8..63 characters, or a key of 64 hex digits) or empty (an
+    open network). Said before anything is sent to the board."""
+    if not password:
+        return
+    n = len(password.encode())
+    if n == 64 and all(c in "0123456789abcdefABCDEF" for c in password):
+        return
+    if not 8 <= n <= 63:
+        raise LwsToolError(
+            "a WPA2 password is 8..63 characters, or 64 hex digits (this "
+            "one: %d%s); nothing was sent to the board"
+            % (n, " bytes" if n != len(password) else ""))
+
+
 def wifi_add(ssid, password="", slot=None, port=None, conn=None):
-    """Save a network on the board; returns its slot number."""
+    """Save a network on the board; returns its slot number. The SSID and
+    the password are checked first (check_ssid, check_password)."""
+    check_ssid(ssid)
+    check_password(password)
     b = _board(conn, port)
     try:
         return b.call(_SLOTS, "_s.add(%r,%r%s)" % (
@@ -60,9 +86,33 @@ def wifi_remove(which, port=None, conn=None):
         _done(b, conn)
 
 
+# what the network module's STAT_* constants mean (their names differ
+# in value from port to port: ESP32 1000.., ESP8266 0..)
+STATES = {"IDLE": "idle", "CONNECTING": "connecting", "GOT_IP": "got IP",
+          "WRONG_PASSWORD": "wrong password", "NO_AP_FOUND": "no AP found",
+          "CONNECT_FAIL": "connect failed",
+          "ASSOC_FAIL": "association failed",
+          "BEACON_TIMEOUT": "beacon timeout (the AP went away)",
+          "HANDSHAKE_TIMEOUT": "handshake timeout"}
+
+
+def state_name(names):
+    """(STAT_ name, words) for the names a status value has on the board
+    (STAT_CONNECT_FAIL and STAT_ASSOC_FAIL can share one)."""
+    for n in names:
+        if n[5:] in STATES:
+            return n, STATES[n[5:]]
+    if names:
+        return names[0], names[0][5:].lower().replace("_", " ")
+    return None, None
+
+
 def wifi_status(port=None, conn=None):
-    """The station interface: {"active", "connected", "status", "ssid",
-    "ip"} (what the board's network module can tell)."""
+    """The station interface: {"active", "connected", "status", "stat"
+    (the network module's STAT_* name), "state" (in words: "idle", "got
+    IP", "wrong password", ...), "ssid" (connected or being tried; "" for
+    none), "ip", "rssi" (when connected)}: what the board's network
+    module can tell."""
     code = (
         "import network\n_w=network.WLAN(network.STA_IF)\n_d={}\n"
         "for _k,_f in (('active',lambda:_w.active()),"
@@ -70,14 +120,23 @@ def wifi_status(port=None, conn=None):
         "('status',lambda:_w.status()),"
         "('ssid',lambda:_w.config('essid')),"
         "('ip',lambda:_w.ifconfig()[0])):\n"
-        " try:\n  _d[_k]=_f()\n except Exception as e:\n  pass\n")
+        " try:\n  _d[_k]=_f()\n except Exception as e:\n  pass\n"
+        "_d['names']=[_k for _k in dir(network) if _k.startswith('STAT_')"
+        " and getattr(network,_k)==_d.get('status')]\n"
+        "if _d.get('connected'):\n"
+        " try:\n  _d['rssi']=_w.status('rssi')\n except Exception:\n"
+        "  pass\n")
     # no soft reset: it would drop the connection (on the simulated
     # network at least, which lives in the interpreter)
     b = conn or Board(port, soft_reset=False)
     try:
-        return b.call(code, "_d")
+        d = b.call(code, "_d")
     finally:
         _done(b, conn)
+    d["stat"], d["state"] = state_name(d.pop("names", []))
+    if isinstance(d.get("ssid"), bytes):
+        d["ssid"] = d["ssid"].decode(errors="replace")
+    return d
 
 
 def wifi_ap(port=None, conn=None):

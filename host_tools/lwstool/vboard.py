@@ -31,6 +31,7 @@ board holds only what was deployed to it, as a freshly flashed board
 does.
 """
 import errno
+import json
 import os
 import pty
 import select
@@ -86,6 +87,22 @@ if %(main)r:
 del _lws_run, _lws_boot
 """
 
+# the access points a virtual board sees when no --aps is given: written
+# to ROOT/fake_aps.json when that does not exist (the README's steps join
+# "home", whose password is "password")
+DEFAULT_APS = {"seed": 1, "aps": [
+    {"ssid": "home", "password": "password", "rssi": -48, "channel": 6,
+     "connect_delay": 0.5},
+    {"ssid": "cafe-free", "password": "", "rssi": -67, "channel": 1},
+    {"ssid": "neighbours", "password": "not-yours-42", "rssi": -81,
+     "channel": 11},
+]}
+
+# the exit status with which the board asks for a hard reset (lwstool
+# reset --hard: the unix port has no machine.reset); the interpreter is
+# started again as a board that powers up, boot.py then main.py
+HARD_RESET_EXIT = 76
+
 _RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 _PROMPTS = (b">>> ", b"... ", b"=== ", b"\r\n>", b"\x04>")
 
@@ -108,7 +125,12 @@ def _raw_tty(fd):
 
 class VirtualBoard:
     def __init__(self, board="esp32", root=None, link=None, heap=None,
-                 with_firmware=False, aps=None, log=None):
+                 with_firmware=False, aps=None, log=None, console=None,
+                 register=True):
+        """console(bytes): what the board writes while it is not in the
+        raw REPL (boot.py, main.py, the log, the friendly REPL), as a
+        board's UART shows it; register: list it for `lwstool devs` and
+        `-p auto` while it runs (lwstool.registry)."""
         self.profile = profiles.load(board)
         self.board = board
         self.root = Path(root or unixport.REPO / "build" / "vboard" /
@@ -119,10 +141,35 @@ class VirtualBoard:
             profiles.unix_heap(self.profile)
         self.with_firmware = with_firmware
         self.aps = aps
+        if not aps:
+            self.default_aps()
         self.log = log
+        self.console = console
+        self.register = register
+        self._entry = None
         self.proc = None
         self.path = None
         self._stop = False
+
+    def aps_file(self):
+        """The fake access points' file the board reads."""
+        return Path(self.aps).resolve() if self.aps else \
+            self.root / "fake_aps.json"
+
+    def default_aps(self):
+        """Write DEFAULT_APS to ROOT/fake_aps.json unless there is one."""
+        f = self.root / "fake_aps.json"
+        if not f.exists():
+            f.write_text(json.dumps(DEFAULT_APS, indent=1) + "\n")
+
+    def ap_names(self):
+        """The SSIDs in the fake access points' file (for the banner)."""
+        try:
+            d = json.loads(self.aps_file().read_text())
+        except (OSError, ValueError):
+            return []
+        aps = d.get("aps", []) if isinstance(d, dict) else d
+        return [a.get("ssid", "?") for a in aps if isinstance(a, dict)]
 
     # -- the interpreter --------------------------------------------------
 
@@ -193,10 +240,19 @@ class VirtualBoard:
                 pass
             self.link.parent.mkdir(parents=True, exist_ok=True)
             self.link.symlink_to(self.path)
+        if self.register:
+            from . import registry
+            self._entry = registry.register(
+                self.path, link=str(self.link) if self.link else None,
+                board=self.board, root=str(self.root))
         return self.path
 
     def close(self):
         self._stop = True
+        if self._entry is not None:
+            from . import registry
+            registry.unregister(self._entry)
+            self._entry = None
         self._reap()
         for fd in (getattr(self, "_ufd", None), getattr(self, "_usfd", None)):
             if fd is not None:
@@ -212,6 +268,11 @@ class VirtualBoard:
             os.write(self._ufd, data)
         except BlockingIOError:
             pass          # no one reads the port: output is lost, as on a UART
+        if self.console and not self._raw:
+            try:
+                self.console(data)
+            except OSError:
+                self.console = None     # its reader went away
 
     def _idle(self):
         return self._tail.endswith(_PROMPTS)
@@ -328,6 +389,14 @@ class VirtualBoard:
         interrupted = recent and self.proc.returncode in (1, -signal.SIGINT)
         if self._stop:
             return
+        if self.proc.returncode == HARD_RESET_EXIT:
+            # asked for: the board powers up again, in the friendly REPL
+            self._raw = False
+            self._to_user(b"vboard: hard reset\r\n")
+            if self.log:
+                self.log("hard reset")
+            self._spawn(raw=False)
+            return
         if time.monotonic() - self._spawned_at < 1:
             time.sleep(0.5)     # an interpreter that dies at once: no spin
         self._to_user(b"MPY: soft reboot\r\n")
@@ -349,8 +418,10 @@ def _die_with_parent():
 
 
 def start(board="esp32", root=None, heap=None, with_firmware=False,
-          aps=None, link=None, timeout=20, stderr=None):
-    """Start `lwstool emulate` as a child; returns (Popen, pty path)."""
+          aps=None, link=None, timeout=20, stderr=None,
+          stdout=subprocess.DEVNULL):
+    """Start `lwstool emulate` as a child; returns (Popen, pty path).
+    stdout: where its console goes (what the board prints)."""
     import sys
     import tempfile
     fd, pf = tempfile.mkstemp(prefix="lwstool-vboard-", suffix=".path")
@@ -371,7 +442,7 @@ def start(board="esp32", root=None, heap=None, with_firmware=False,
     env = dict(os.environ)
     env["PYTHONPATH"] = str(unixport.REPO / "host_tools") + (
         ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(argv, env=env, stdout=stdout,
                          stderr=stderr, preexec_fn=_die_with_parent)
     end = time.monotonic() + timeout
     try:
