@@ -389,33 +389,3 @@ def test_board_without_protocols(server_factory, pages, tmp_path):
     assert selected_tab(p) is None
     assert p.eval("document.getElementById('none').offsetParent !== null")
     assert "none of the test page's protocols" in text(p, "#none")
-
-
-# -- what browsers do that other clients seldom do -----------------------------
-
-
-@pytest.mark.xfail(strict=False, reason="a TLS connection gives back its "
-                   "handshake slot (and header buffer) only when its first "
-                   "request bytes arrive, so sockets a browser opened ahead "
-                   "(done handshakes, no request yet) stall every new TLS "
-                   "connection for head_timeout (5 s)")
-def test_idle_tls_connections_hold_no_handshake_slot(site):
-    """Chromium opens spare TLS connections ahead of need: handshake done,
-    no request yet. They must not keep the next ones waiting."""
-    srv, urls = site
-    port = int(urls["https"].rsplit(":", 1)[1].strip("/"))
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    spare = []
-    try:
-        for _ in range(2):   # max_tls_handshakes
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            spare.append(ctx.wrap_socket(s, server_hostname="localhost"))
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-        with ctx.wrap_socket(s, server_hostname="localhost") as t:
-            t.sendall(b"GET /test.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            assert t.recv(12) == b"HTTP/1.1 200"
-    finally:
-        for s in spare:
-            s.close()

@@ -314,3 +314,36 @@ def test_answer_before_the_body_says_close(server):
                       b"Connection: close\r\n\r\n")
     assert data.count(b"HTTP/1.1 200") == 2
     assert server.alive()
+
+
+def test_idle_tls_connections_hold_no_handshake_slot(tls_srv):
+    """Browsers open spare TLS connections ahead of need: handshake done,
+    no request yet. As many as max_tls_handshakes of them must not keep
+    the next one waiting, nor hold a header buffer."""
+    import json
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    spare = []
+    try:
+        for _ in range(3):  # more than max_tls_handshakes (2)
+            s = socket.create_connection(("127.0.0.1", tls_srv.tls_port),
+                                         timeout=5)
+            spare.append(ctx.wrap_socket(s, server_hostname="localhost"))
+        time.sleep(0.2)
+        s = socket.create_connection(("127.0.0.1", tls_srv.tls_port),
+                                     timeout=2)
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(b"GET /t/pool HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            data = b""
+            while b"}" not in data:
+                data += t.recv(4096)
+        assert data.startswith(b"HTTP/1.1 200")
+        pool = json.loads(data.partition(b"\r\n\r\n")[2])
+        # the request reading it holds one; the spare ones none
+        assert pool["free"] + pool["held"] == pool["buffers"], pool
+        assert pool["waiting"] == 0, pool
+    finally:
+        for s in spare:
+            s.close()
