@@ -389,3 +389,56 @@ def test_board_without_protocols(server_factory, pages, tmp_path):
     assert selected_tab(p) is None
     assert p.eval("document.getElementById('none').offsetParent !== null")
     assert "none of the test page's protocols" in text(p, "#none")
+
+
+# -- the README's walkthrough, ending in a browser ------------------------------
+
+
+def test_readme_walkthrough_ends_with_every_tab(pages, tmp_path):
+    """The README's steps on a virtual board (deploy, wifi add home,
+    config set server.port, reset), then the page in the browser: every
+    tab a board serves is there and works (the http tab is the test
+    server's alone)."""
+    import subprocess
+    import sys
+    from lwstool import vboard
+    proc, path = vboard.start("esp32", root=tmp_path / "flash")
+    try:
+        port = free_port()
+        r = subprocess.run(
+            [sys.executable, "-m", "lwstool", "-p", path, "deploy",
+             "--board", "esp32", "+", "wifi", "add", "home",
+             "--password-stdin", "+", "config", "set", "server.port",
+             str(port), "+", "reset"], input="password\n", text=True,
+            capture_output=True, timeout=120, cwd=str(REPO))
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_port(port, timeout=30)
+        p = pages("http://127.0.0.1:%d/" % port)
+        assert visible_tabs(p) == ["dumb", "mirror", "echo", "status"]
+        assert selected_tab(p) == "dumb"
+        wait_open(p, "dumb")
+        p.wait("+document.getElementById('dumb-n').textContent > 5", 10,
+               "the counter rising")
+        tab(p, "echo")
+        wait_open(p, "echo")
+        type_line(p, "#echo-in", "from the board")
+        p.wait("document.querySelector('#echo-log li')?.textContent === "
+               "'echo: from the board'", 5, "the echo in the log")
+        tab(p, "mirror")
+        wait_open(p, "mirror")
+        type_line(p, "#mirror-in", "mirrored")
+        p.wait("document.querySelector('#mirror-log li')?.textContent === "
+               "'mirrored'", 5, "the line mirrored back")
+        tab(p, "status")
+        wait_open(p, "status")
+        p.wait("/^\\d+ bytes in use/.test(document.getElementById('heap')"
+               ".textContent)", 5, "the heap line filled")
+        # a board's status gives counts, not peers: a row per role and
+        # per protocol
+        rows = p.wait("(() => { const r = [...document.querySelectorAll("
+                      "'#conns tr')].map((r) => r.cells[2].textContent);"
+                      " return r.includes('lws-status') && r; })()", 5,
+                      "the status table filled")
+        assert "dumb-increment-protocol" in rows
+    finally:
+        vboard.stop(proc)

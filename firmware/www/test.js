@@ -100,7 +100,12 @@ open("status", "/", "lws-status", (m) => {
     s.heap.alloc + " bytes in use, " + s.heap.free + " free";
   const body = document.getElementById("conns");
   body.textContent = "";
-  for (const c of s.connections || []) {
+  // a board's lws-status gives counts, no peers: a row for each
+  const rows = s.connections || Object.entries(s.roles || {}).map(
+    ([r, n]) => ({peer: n + " open", role: r})).concat(Object.entries(
+    s.protocols || {}).map(([p, n]) => ({peer: n + " open", role: "",
+                                         protocol: p})));
+  for (const c of rows) {
     const tr = document.createElement("tr");
     for (const v of [c.peer, c.role, c.protocol || ""]) {
       const td = document.createElement("td");
