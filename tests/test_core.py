@@ -167,3 +167,35 @@ def test_pooled_client_leaves_its_parent(tmp_path):
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     assert {"done": True} in lines, r
     assert lines[-1] == {"kid_closed": True, "children": 0, "pooled": 1}, r
+
+
+FILTER_APP = """
+import lws
+
+class Page(lws.Protocol):
+    name = "page"
+    def on_http(self, conn, req):
+        conn.respond(200, body="page " + req.path, content_type="text/plain")
+
+def gate(conn, req):
+    if req.path.startswith("/closed"):
+        conn.respond(403, body="filtered", content_type="text/plain")
+        return True
+    return False
+
+vh = lws.Vhost("localhost", {port}, [lws.Mount("/", "callback://page")],
+               [Page()])
+vh.add_filter(gate)
+lws.Context([vh]).run()
+"""
+
+
+def test_vhost_filter_answers_before_routing(tmp_path):
+    port = free_port()
+    (tmp_path / "app.py").write_text(FILTER_APP.format(port=port))
+    srv = start(tmp_path, script=tmp_path / "app.py", port=port)
+    try:
+        assert srv.get("/closed/x")[0::2] == (403, b"filtered")
+        assert srv.get("/open")[0::2] == (200, b"page /open")
+    finally:
+        srv.stop()

@@ -42,6 +42,10 @@ class Vhost:
     tls_psk = None
     #: Strict-Transport-Security on TLS responses: True, or max-age secs
     sts = False
+    #: callables f(conn, req) a request meets before it is routed to a
+    #: mount, in order (lws FILTER_HTTP_CONNECTION): one that answers it
+    #: returns True (see add_filter)
+    filters = ()
 
     def __init__(self, name="default", port=7681, mounts=(), protocols=(),
                  iface=None, **options):
@@ -62,6 +66,12 @@ class Vhost:
                                           self.tls_psk)
         for m in mounts:
             self.mount(m)
+
+    def add_filter(self, f):
+        self.filters = list(self.filters) + [f]
+
+    def remove_filter(self, f):
+        self.filters = [x for x in self.filters if x is not f]
 
     def mount(self, m):
         """Add a mount; longer mountpoints are matched first."""

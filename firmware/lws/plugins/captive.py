@@ -16,12 +16,12 @@ While it runs:
   and opens it.
   Requests for the board's own names are served as always.
 
-It stands in front of the vhost's mount lookup: requests come to it first
-and go on to the mount that would have served them. An upgrade cannot be
-redirected: mounts whose protocol takes WebSockets are left alone.
-stop() closes the DNS socket and takes the portal off the vhost.
+It is a filter of the vhost (Vhost.add_filter): requests meet it before
+they are routed, and those it does not redirect go on as always. An
+upgrade cannot be redirected: WebSockets are left alone. stop() closes
+the DNS socket and takes the filter off the vhost.
 """
-from lws import Mount, Protocol, log
+from lws import log
 
 # the probe URLs: Android, ChromeOS (generate_204, gen_204), Apple
 # (hotspot-detect.html, library/test/success.html), Windows (connecttest.txt,
@@ -31,9 +31,7 @@ PROBES = ("/generate_204", "/gen_204", "/hotspot-detect.html",
           "/redirect", "/canonical.html", "/success.txt")
 
 
-class Portal(Protocol):
-    name = "lws-captive"
-    rx_buffer_size = 64
+class Portal:
 
     #: the DNS responder's UDP port; None: no DNS responder (the redirects
     #: alone). On the unix port, where 53 is the computer's own, none
@@ -83,9 +81,8 @@ class Portal(Protocol):
         self.ip = ip
         self.url = "http://%s%s%s" % (ip, "" if port == 80 else ":%d" % port,
                                       self.page)
-        if self not in vh.protocols:
-            vh.protocols.append(self)
-        vh.find_mount = self._find
+        self._filter = self.filter  # one bound method, to take off again
+        vh.add_filter(self._filter)
         p = self.dns_port
         if p is not None:
             try:
@@ -104,30 +101,11 @@ class Portal(Protocol):
         if c is not None:
             self.dns = None
             c.drop()
-        vh = self.vh
-        if "find_mount" in vh.__dict__:
-            # the class's own again; None first: MicroPython keeps a
-            # deleted attribute's value in the instance's dict, which
-            # would keep this portal, and its module, from the heap
-            vh.find_mount = None
-            del vh.find_mount
-        if self in vh.protocols:
-            vh.protocols.remove(self)
+        self.vh.remove_filter(self._filter)
+        self._filter = None
         log.notice("captive: portal stopped")
 
     # -- HTTP -------------------------------------------------------------
-
-    def _find(self, path):
-        """The vhost's mount lookup while the portal runs: this portal
-        for every path, but for mounts of a protocol that takes
-        WebSockets (the role picks an upgrade's protocol by its mount)."""
-        vh = self.vh
-        m = type(vh).find_mount(vh, path)
-        if m is not None and m.kind == "callback":
-            p = vh.protocol(m.target)
-            if p is not None and p.speaks_ws():
-                return m
-        return _MOUNT
 
     def own_host(self, host):
         """True if the Host header names the board itself."""
@@ -141,27 +119,16 @@ class Portal(Protocol):
             return True  # an address: one reaches the board by its own
         return h in self.own
 
-    def on_http(self, conn, req):
-        if req.path in PROBES or not self.own_host(req.headers.get("host")):
+    def filter(self, conn, req):
+        """The probe URLs and foreign hosts: a 302 to the set-up page."""
+        if "upgrade" in req.h:
+            return False
+        if req.path in PROBES or not self.own_host(req.h.get("host")):
             log.info("captive: %s%s sent to the set-up page",
-                     req.headers.get("host", ""), req.path)
+                     req.h.get("host", ""), req.path)
             u = self.url
             conn.respond(302, "Location: %s\r\nCache-Control: no-store\r\n"
                          % u, "<!doctype html><a href=\"%s\">WLAN set-up</a>"
                          % u)
-            return
-        vh = self.vh
-        m = type(vh).find_mount(vh, req.path)
-        if m is None:
-            conn.send_error(404)
-            return
-        # on to the mount, as the HTTP role would have gone
-        req.mount = m
-        req.subpath = m.subpath(req.path)
-        h = req.handler = m.handler(vh)
-        conn.proto = h
-        conn.user = h.new_user(conn)
-        h.on_http(conn, req)
-
-
-_MOUNT = Mount("/", "callback://" + Portal.name)
+            return True
+        return False

@@ -396,6 +396,9 @@ class Http(Role):
             c.respond(204, {"Allow": "GET, HEAD, POST, PUT, DELETE, "
                             "OPTIONS, PATCH"})
             return
+        for f in vh.filters:
+            if f(c, req):
+                return  # answered by the filter
         m = vh.find_mount(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
