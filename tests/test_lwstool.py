@@ -242,7 +242,7 @@ def test_flash_missing_and_oversized_image(tmp_path):
 def vb(tmp_path_factory):
     """A virtual esp8266 with an empty flash, shared by the module."""
     root = tmp_path_factory.mktemp("flash")
-    proc, path = vboard.start("esp8266", root=root)
+    proc, path = vboard.start("esp8266", root=root, stock=True)
     yield path, root
     vboard.stop(proc)
 
@@ -678,9 +678,10 @@ def _no_usb_ports():
 
 @pytest.fixture
 def fresh(tmp_path):
-    """A virtual esp32 of its own, nothing deployed: (pty, root)."""
+    """A virtual esp32 of its own, flashed with stock MicroPython and
+    nothing deployed: (pty, root)."""
     root = tmp_path / "flash"
-    proc, path = vboard.start("esp32", root=root)
+    proc, path = vboard.start("esp32", root=root, stock=True)
     yield path, root
     vboard.stop(proc)
 
@@ -1089,3 +1090,35 @@ def test_monitor_shows_the_console_read_only(fresh):
             if p.poll() is None:
                 p.kill()
             os.close(master)
+
+
+def test_custom_image_gets_the_rest_only(tmp_path):
+    """A virtual esp32 runs the board's custom image (make unix32: 32-bit,
+    lws frozen in, the profile's heap): deploy sends boot.py, main.py and
+    www/ only, and removes lws files an earlier deploy left, which would
+    be imported instead of the image's."""
+    from lwstool import unix32
+    if unix32.missing():
+        pytest.skip("no 32-bit build: " + unix32.missing())
+    root = tmp_path / "flash"
+    (root / "lws").mkdir(parents=True)
+    (root / "lws" / "__init__.py").write_text("raise ImportError('stale')\n")
+    proc, path = vboard.start("esp32", root=root)
+    try:
+        r = lwstool("-p", path, "deploy", "--board", "esp32")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "lws is frozen into this board's image: not deployed" in \
+            r.stdout and "1 files of an earlier deploy removed" in r.stdout
+        assert (root / "main.py").is_file() and (root / "www").is_dir()
+        assert not (root / "lws" / "__init__.py").exists()
+        r = subprocess.run([sys.executable, "-m", "mpremote", "connect", path,
+                            "exec", "import sys, gc, lws.context; "
+                            "print('@', sys.maxsize, gc.mem_free() + "
+                            "gc.mem_alloc())"],
+                           capture_output=True, text=True, timeout=60)
+        assert "@" in r.stdout, r.stdout + r.stderr
+        maxsize, heap = r.stdout[r.stdout.rindex("@"):].split()[1:3]
+        assert int(maxsize) == 2 ** 31 - 1        # 32-bit, as the board
+        assert int(heap) <= 110000                 # the esp32 profile's
+    finally:
+        vboard.stop(proc)

@@ -90,7 +90,7 @@ def test_mip_install_from_a_clone(tmp_path):
     import sys
     sys.path.insert(0, str(REPO / "host_tools"))
     from lwstool import vboard
-    proc, port = vboard.start("esp32", root=tmp_path / "flash")
+    proc, port = vboard.start("esp32", root=tmp_path / "flash", stock=True)
     try:
         mp = [sys.executable, "-m", "mpremote", "connect", port]
         r = subprocess.run(mp + ["mip", "install", "--target", "/lib",

@@ -127,8 +127,9 @@ class Context:
     #: bytes read from a file per write when serving mounts
     file_chunk = 1460
     #: bytes of small files kept with their response heads, so repeated
-    #: GETs are answered without opening them (0: none)
-    file_cache = 8192
+    #: GETs are answered without opening them (0: 1/32 of the heap; -1:
+    #: none)
+    file_cache = 0
     #: listen(2) backlog
     backlog = 16
     #: seconds of WebSocket silence before a PING; no PONG by the next
@@ -171,6 +172,9 @@ class Context:
         heap = gc.mem_free() + gc.mem_alloc()
         self.heap_reserve = self.heap_reserve or heap >> 5
         self.heap_reserve_ws = self.heap_reserve_ws or heap // 10
+        if not self.file_cache:
+            self.file_cache = heap >> 5
+        self.file_cache = max(self.file_cache, 0)
         self.head_timeout = min(self.head_timeout, self.timeout_secs)
         self.tls_handshake_timeout = min(self.tls_handshake_timeout,
                                          self.timeout_secs)
@@ -212,10 +216,10 @@ class Context:
         poll_set_add_fd) also "moves" the NULL pointer of every member
         without a descriptor, such as a TLS socket, and the next poll
         crashes the process: grown now, it never moves below that many
-        (the 32 spare are for client connections)."""
+        (the 8 spare are for client connections)."""
         import sys
         posix = sys.platform in ("linux", "darwin")
-        n = self.max_connections + len(self._listen) + (32 if posix else 2)
+        n = self.max_connections + len(self._listen) + (8 if posix else 2)
         keys = range(1 << 20, (1 << 20) + n)  # plain numbers, never polled
         for k in keys:
             self.conns[k] = None

@@ -321,10 +321,20 @@ class Board:
                       " except OSError:\n  pass"
                       % ["/".join(parts[:i + 1]) for i in range(len(parts))])
 
-    def remove(self, paths):
-        if paths:
-            self.exec("import os\nfor p in %r:\n try:\n  os.remove(p)\n"
-                      " except OSError:\n  pass" % list(paths))
+    def remove(self, paths, dirs=False):
+        """Remove files; dirs=True: and then the folders they were in,
+        deepest first, those left empty (an empty lws/ folder would be
+        imported as a package of nothing)."""
+        if not paths:
+            return
+        self.exec("import os\nfor p in %r:\n try:\n  os.remove(p)\n"
+                  " except OSError:\n  pass" % list(paths))
+        if dirs:
+            folders = sorted({p.rsplit("/", i)[0] for p in paths
+                              for i in range(1, p.count("/") + 1)},
+                             key=lambda d: -d.count("/"))
+            self.exec("import os\nfor d in %r:\n try:\n  os.rmdir(d)\n"
+                      " except OSError:\n  pass" % folders)
 
     def hashes(self, paths):
         """{path: sha256 hex or None}, computed on the board."""
@@ -343,6 +353,27 @@ class Board:
             out.update(self.eval("dict((p,_h(p)) for p in %r)"
                                  % paths[i:i + 20]))
         return out
+
+    def frozen(self, package="lws"):
+        """True if the board's image has package frozen in (importable
+        from .frozen alone, whatever the filesystem holds)."""
+        return self.call(
+            "def _lws_frozen(name):\n"
+            " import sys\n"
+            " p = sys.path[:]\n"
+            " had = sys.modules.pop(name, None)\n"
+            " sys.path[:] = ['.frozen']\n"
+            " try:\n"
+            "  __import__(name)\n"
+            "  return True\n"
+            " except ImportError:\n"
+            "  return False\n"
+            " finally:\n"
+            "  sys.path[:] = p\n"
+            "  sys.modules.pop(name, None)\n"
+            "  if had is not None:\n"
+            "   sys.modules[name] = had\n",
+            "_lws_frozen(%r)" % package)
 
     def info(self):
         """(sys.platform, sys.implementation._mpy, version string)."""

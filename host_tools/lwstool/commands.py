@@ -54,7 +54,7 @@ def _deploy(s, args):
     from .deploy import deploy
     # a clean heap to write with
     deploy(args.board, source=args.source, dry_run=args.dry_run,
-           conn=s.board(soft_reset=True))
+           conn=s.board(soft_reset=True), with_lws=args.with_lws)
 
 
 def _deploy_parser(p):
@@ -64,6 +64,9 @@ def _deploy_parser(p):
                    help="copy the .py files instead of compiling them")
     p.add_argument("--dry-run", "-n", action="store_true",
                    help="only say what would be copied")
+    p.add_argument("--with-lws", action="store_true",
+                   help="send lws even where the board's image has it "
+                   "frozen in (it is then imported from the filesystem)")
 
 
 def _password(args):
@@ -284,12 +287,16 @@ def _emulate(s, args):
 
     vb = VirtualBoard(args.board, root=args.root, link=args.link,
                       heap=args.heap, with_firmware=args.with_firmware,
-                      aps=args.aps, console=None if args.quiet else console)
+                      aps=args.aps, console=None if args.quiet else console,
+                      stock=args.stock)
 
     def ready(path):
-        print("virtual %s on %s%s (flash: %s, heap %s)" % (
+        if vb.note:
+            print("lwstool: " + vb.note, file=sys.stderr, flush=True)
+        print("virtual %s on %s%s (flash: %s, heap %s, %s)" % (
             args.board, path, " -> " + str(vb.link) if vb.link else "",
-            vb.root, vb.heap), flush=True)
+            vb.root, vb.heap, "its image: 32-bit, lws frozen in" if vb.exe
+            else "stock MicroPython"), flush=True)
         print("access points: %s (%s)" % (
             ", ".join(vb.ap_names()) or "none", vb.aps_file()), flush=True)
         if not args.quiet:
@@ -319,11 +326,17 @@ def _emulate_parser(p):
     p.add_argument("--root", help="the board's flash: a folder (default "
                    "build/vboard/BOARD)")
     p.add_argument("--link", help="make a symlink to the pty here")
-    p.add_argument("--heap", help="heap size (default: twice the profile's "
-                   "heap_budget, as the unix port is 64-bit)")
+    p.add_argument("--heap", help="heap size (default: the profile's "
+                   "heap_budget for its image; twice that for --stock, "
+                   "the unix port from PyPI being 64-bit)")
+    p.add_argument("--stock", action="store_true",
+                   help="stock MicroPython (the unix port from PyPI, no lws "
+                   "in it: deploy it) instead of the board's custom image "
+                   "(make unix32: 32-bit, lws frozen in), for esp8266 and "
+                   "esp32")
     p.add_argument("--with-firmware", action="store_true",
-                   help="firmware/ on the module path, as if frozen in "
-                   "(default: only what was deployed to the root)")
+                   help="with --stock: firmware/ on the module path, as if "
+                   "frozen in (default: only what was deployed)")
     p.add_argument("--aps", help="fake access points (JSON) for the "
                    "simulated network (default: ROOT/fake_aps.json, made "
                    "with home, cafe-free and neighbours when missing)")

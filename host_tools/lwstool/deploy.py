@@ -143,9 +143,13 @@ def _twin(path):
 
 
 def deploy(board, port=None, source=False, dry_run=False, out=print,
-           conn=None, progress=progress_bar):
+           conn=None, progress=progress_bar, with_lws=False):
     """Bring the board up to date; returns the board paths written.
-    progress(label, done, total) draws the bar; None for none."""
+    progress(label, done, total) draws the bar; None for none. A board
+    whose image has lws frozen in (a custom image) gets the rest only
+    (boot.py, main.py, www/): lws files on its filesystem would be
+    imported instead of the image's, their code in the heap; those an
+    earlier deploy left are removed. with_lws=True sends lws anyway."""
     bar = progress or (lambda *a: None)
     prof = profiles.load(board)
     b = conn or Board(port, soft_reset=True)   # a clean heap to write with
@@ -155,6 +159,18 @@ def deploy(board, port=None, source=False, dry_run=False, out=print,
         if not source:
             march = choose_march(prof, platform, sys_mpy)
         files = plan(prof, source=source, march=march)
+        frozen = not with_lws and b.frozen("lws")
+        if frozen:
+            shadow = [p for p, _ in files if p.startswith("lws/")]
+            shadow += [t for t in (_twin(p) for p in shadow) if t]
+            files = [(p, f) for p, f in files if not p.startswith("lws/")]
+            old = [p for p, h in b.hashes(shadow).items() if h]
+            out("%s: lws is frozen into this board's image: not deployed "
+                "(--with-lws sends it)%s" % (b.port, ", %d files of an "
+                                             "earlier deploy removed" %
+                                             len(old) if old else ""))
+            if old and not dry_run:
+                b.remove(old, dirs=True)
         twins = [t for t in (_twin(p) for p, _ in files) if t]
         on_board = b.hashes([p for p, _ in files] + twins)
         todo = []

@@ -126,19 +126,34 @@ def _raw_tty(fd):
 class VirtualBoard:
     def __init__(self, board="esp32", root=None, link=None, heap=None,
                  with_firmware=False, aps=None, log=None, console=None,
-                 register=True):
+                 register=True, stock=False):
         """console(bytes): what the board writes while it is not in the
         raw REPL (boot.py, main.py, the log, the friendly REPL), as a
         board's UART shows it; register: list it for `lwstool devs` and
-        `-p auto` while it runs (lwstool.registry)."""
+        `-p auto` while it runs (lwstool.registry); stock: the unix port
+        from PyPI, as a board flashed with stock MicroPython, rather than
+        the board's custom image (lwstool.unix32: 32-bit, lws frozen in)
+        where there is one."""
         self.profile = profiles.load(board)
+        self.exe = None   # the board's image; None: the stock unix port
+        self.note = None  # why not, when one was wanted
+        if not stock:
+            from . import unix32
+            if board in unix32.BOARDS:
+                try:
+                    self.exe = unix32.build(board, quiet=True)
+                except LwsToolError as e:
+                    self.note = "no %s image (%s): the stock unix port" % (
+                        board, e)
         self.board = board
         self.root = Path(root or unixport.REPO / "build" / "vboard" /
                          board).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.link = Path(link) if link else None
-        self.heap = heap or self.profile.get("emulate_heap") or \
-            profiles.unix_heap(self.profile)
+        # an image is 32-bit, as the board: its heap is the profile's own
+        self.heap = heap or (self.profile.get("heap_budget") if self.exe
+                             else self.profile.get("emulate_heap") or
+                             profiles.unix_heap(self.profile))
         self.with_firmware = with_firmware
         self.aps = aps
         if not aps:
@@ -174,7 +189,7 @@ class VirtualBoard:
     # -- the interpreter --------------------------------------------------
 
     def argv(self, raw, main=True):
-        argv = [unixport.micropython()]
+        argv = [str(self.exe or unixport.micropython())]
         if self.heap:
             argv += ["-X", "heapsize=%s" % self.heap]
         return argv + ["-i", "-c", _LAUNCH % {
@@ -183,7 +198,10 @@ class VirtualBoard:
 
     def extra_path(self):
         """Host folders on the board's path after its own: the simulated
-        network, and the firmware when it counts as frozen in."""
+        network, and the firmware when it counts as frozen in (an image
+        has both frozen in)."""
+        if self.exe:
+            return []
         path = [str(BOARDS / "unix")]
         if self.with_firmware:
             path.append(str(unixport.FIRMWARE))
@@ -419,7 +437,7 @@ def _die_with_parent():
 
 def start(board="esp32", root=None, heap=None, with_firmware=False,
           aps=None, link=None, timeout=20, stderr=None,
-          stdout=subprocess.DEVNULL):
+          stdout=subprocess.DEVNULL, stock=False):
     """Start `lwstool emulate` as a child; returns (Popen, pty path).
     stdout: where its console goes (what the board prints)."""
     import sys
@@ -435,6 +453,8 @@ def start(board="esp32", root=None, heap=None, with_firmware=False,
         argv += ["--heap", str(heap)]
     if with_firmware:
         argv.append("--with-firmware")
+    if stock:
+        argv.append("--stock")
     if aps:
         argv += ["--aps", str(aps)]
     if link:
