@@ -153,3 +153,22 @@ print(sys.maxsize)
         "lws.context frozen", "lws.wlan frozen",
         "lws.plugins.wlan_setup frozen", "lws.tls absent",
         "lws.roles.client absent", str(2 ** 31 - 1)], r
+
+
+def test_a_manifest_naming_a_missing_file_fails_the_build(tmp_path,
+                                                          monkeypatch):
+    """The board's selection is what gets frozen: a file it names that is
+    not there fails the build, as it would for the board."""
+    from lwstool import unix32
+    from lwstool.errors import LwsToolError
+    interpreter("esp8266")  # built (and skipped here without the compiler)
+    sel = (REPO / "boards" / "esp8266" / "lws_manifest.py").read_text()
+    bad = tmp_path / "lws_manifest.py"
+    bad.write_text(sel.replace('"../../firmware"', repr(str(FIRMWARE)))
+                   .replace('"wlan.py",', '"wlan.py",\n        "nope.py",'))
+    monkeypatch.setitem(unix32.BOARDS, "esp8266", bad)
+    with pytest.raises(LwsToolError) as e:
+        unix32.build("esp8266", quiet=True)
+    assert "nope.py" in str(e.value)
+    monkeypatch.undo()
+    assert unix32.build("esp8266", quiet=True).is_file()  # and back
