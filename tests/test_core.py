@@ -199,3 +199,30 @@ def test_vhost_filter_answers_before_routing(tmp_path):
         assert srv.get("/open")[0::2] == (200, b"page /open")
     finally:
         srv.stop()
+
+
+def test_unmask_viper_and_fallback_agree():
+    """Both unmaskers (viper where the port has it, the pure-Python
+    fallback elsewhere) against a plain XOR: every start, length, key
+    offset and phase around the 4-byte steps."""
+    r = run_mpy("""
+from lws import mask, _xor
+import os
+def plain(buf, start, n, key, koff, phase):
+    for i in range(n):
+        buf[start + i] ^= key[koff + ((phase + i) & 3)]
+bad = 0
+keybuf = bytes(range(200, 230))
+for f in (mask._unmask_py, _xor.unmask):
+    for start in range(0, 9):
+        for n in (0, 1, 3, 4, 5, 7, 8, 13, 64, 100):
+            for koff in (0, 3, 10):
+                for phase in range(4):
+                    b = bytearray(os.urandom(120))
+                    want = bytearray(b)
+                    plain(want, start, n, keybuf, koff, phase)
+                    f(b, start, n, keybuf, koff, phase)
+                    bad += b != want
+print("bad", bad, mask.unmask is _xor.unmask)
+""")
+    assert r.stdout.split() == ["bad", "0", "True"], r

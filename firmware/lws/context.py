@@ -162,6 +162,7 @@ class Context:
     #: are still served (0: 1/10 of the heap)
     heap_reserve_ws = 0
     _rx = None
+    _tx = None
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
                  log_level=None, **options):
@@ -199,7 +200,9 @@ class Context:
         self._tls_wait = []  # connections waiting for a handshake slot
         # the buffers every server needs, taken while the heap is whole
         self._buf = bytearray(self.file_chunk)
+        self._bufmv = memoryview(self._buf)
         self._rx = bytearray(self.rx_buffer_size)
+        self._rxmv = memoryview(self._rx)
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
         for vh in self.vhosts:
@@ -418,10 +421,30 @@ class Context:
 
     def rx_buf(self):
         """The read buffer WebSocket, raw and client connections share
-        (a read is handled whole before the next), made at first use."""
+        (a read is handled whole before the next), made at first use;
+        self._rxmv is a memoryview of it."""
         if self._rx is None:
             self._rx = bytearray(self.rx_buffer_size)
+            self._rxmv = memoryview(self._rx)
         return self._rx
+
+    def tx_buf(self, n):
+        """(buffer, memoryview) to put together what one send sends, n
+        bytes of it: the file buffer for small ones, else one of
+        rx_buffer_size + 16 made at first use; (None, None) past that.
+        Shared: what it holds must be sent before the next use (Conn.send
+        copies what the socket does not take)."""
+        if n <= len(self._buf):
+            return self._buf, self._bufmv
+        t = self._tx
+        if t is None:
+            if n > self.rx_buffer_size + 16:
+                return None, None
+            t = self._tx = bytearray(self.rx_buffer_size + 16)
+            self._txmv = memoryview(t)
+        elif n > len(t):
+            return None, None
+        return t, self._txmv
 
     # -- client connections (lws_client_connect_via_info) -----------------
 

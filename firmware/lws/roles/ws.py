@@ -60,7 +60,8 @@ class State:
     op = 0
     fin = True
     left = 0          # payload bytes of the frame still to come
-    key = b""
+    key = None        # where the masking key is: the read buffer or a copy
+    koff = 0          # and at which offset
     phase = 0         # mask phase of the next payload byte
     ctl = None        # a control frame's payload being gathered
     # message being read
@@ -231,15 +232,28 @@ class Ws(Role):
     # -- sending ----------------------------------------------------------
 
     def send(self, c, op, data, fin=True):
+        """A frame: header and payload put together in a buffer made once
+        (no copy of its own per frame); a payload too big for it goes out
+        as it is, after its header."""
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
         n = len(data)
-        h = frame_head(op, n, fin)
-        if n > 16384:
-            c.send(h)  # no copy of a big payload: two sends
+        tb, tmv = c.ctx.tx_buf(n + 4)
+        if tb is None:
+            c.send(frame_head(op, n, fin))
             c.send(data)
+            return
+        tb[0] = (0x80 if fin else 0) | op
+        if n < 126:
+            tb[1] = n
+            h = 2
         else:
-            c.send(h + data if n else h)
+            tb[1] = 126
+            tb[2] = n >> 8
+            tb[3] = n & 255
+            h = 4
+        tb[h:h + n] = data
+        c.send(tmv[:h + n])
 
     def close(self, c, code=1000, reason=b""):
         """Start the close handshake (lws_close_reason + return -1)."""
@@ -261,11 +275,14 @@ class Ws(Role):
         ws = c.ws
         ctx = c.ctx
         buf = ctx.rx_buf()
+        mv = ctx._rxmv
         k = len(ws.carry)
         if k:
             buf[:k] = ws.carry
             ws.carry = b""
-        n = c.recv_into(memoryview(buf)[k:])
+            n = c.recv_into(mv[k:])
+        else:
+            n = c.recv_into(mv)
         eof = n == 0
         if n is None or eof:
             if not k:
@@ -304,7 +321,7 @@ class Ws(Role):
             if c.rx_paused:
                 # rx_flow_control(False): the rest waits for the resume
                 ws.carry = bytes(buf[pos:n])
-                return
+                break
             if ws.left == 0 and ws.ctl is None:
                 used = self.header(c, ws, buf, pos, n)
                 if used == 0:
@@ -318,6 +335,10 @@ class Ws(Role):
             ws.left -= k
             self.payload(c, ws, buf, pos, k)
             pos += k
+        if ws.left and ws.key is buf:
+            # the frame goes on in the next read: keep its key apart
+            ws.key = bytes(buf[ws.koff:ws.koff + 4])
+            ws.koff = 0
 
     def header(self, c, ws, buf, pos, n):
         """Parse a frame header at buf[pos:n]; 0 if it is not all there."""
@@ -373,16 +394,18 @@ class Ws(Role):
         ws.op = op
         ws.fin = fin
         ws.left = ln
-        ws.key = bytes(buf[pos + need - 4:pos + need]) if masked else None
+        # the key is read where it is, just before the payload
+        ws.key = buf if masked else None
+        ws.koff = pos + need - 4
         ws.phase = 0
         return need
 
     def payload(self, c, ws, buf, pos, k):
         """k payload bytes at buf[pos:]: unmask, then deliver or gather."""
-        if k and ws.key:
-            unmask(buf, pos, k, ws.key, ws.phase)
+        if k and ws.key is not None:
+            unmask(buf, pos, k, ws.key, ws.koff, ws.phase)
             ws.phase = (ws.phase + k) & 3
-        mv = memoryview(buf)[pos:pos + k]
+        mv = c.ctx._rxmv[pos:pos + k]
         if ws.ctl is not None:
             ws.ctl.extend(mv)
             if ws.left == 0:
@@ -496,15 +519,26 @@ class WsClient(Ws):
             c.proto.on_client_writeable(c)
 
     def send(self, c, op, data, fin=True):
+        """A frame, masked with a fresh key (RFC 6455 5.3), through the
+        buffer made once, a piece at a time for a big payload."""
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
-        # a fresh masking key per frame (RFC 6455 5.3)
         import os
         n = len(data)
         key = os.urandom(4)
-        b = bytearray(data)
-        unmask(b, 0, n, key, 0)
-        c.send(frame_head(op, n, fin, key) + b)
+        c.send(frame_head(op, n, fin, key))
+        tb, tmv = c.ctx.tx_buf(n)
+        if tb is None:
+            tb, tmv = c.ctx.tx_buf(0)
+        step = len(tb)
+        src = memoryview(data)
+        i = 0
+        while i < n:
+            k = min(step, n - i)
+            tb[:k] = src[i:i + k]
+            unmask(tb, 0, k, key, 0, i & 3)
+            c.send(tmv[:k])
+            i += k
 
     def receive(self, c, data):
         c.proto.on_client_receive(c, data)
