@@ -1,8 +1,9 @@
 """The WebSocket role (RFC 6455): upgrade, framing, UTF-8, close, ping.
 
 Loaded at the first upgrade. Frames are read into one buffer shared by
-every connection and unmasked in place; a connection keeps a buffer of its
-own only while a message that does not fit one read is being gathered.
+every connection and unmasked in place; a connection makes a buffer of its
+own (once, and keeps it) only when a message that does not fit one read
+has to be gathered.
 """
 import binascii
 import hashlib
@@ -70,7 +71,8 @@ class State:
     first = True      # the next delivered piece is the first of a message
     final = True
     text = False      # a text message, checked as UTF-8
-    buf = None        # gathering a message longer than one read
+    buf = None        # gathering a message longer than one read (in gbuf)
+    gbuf = None       # the connection's gathering buffer, made once
     fill = 0
     after = 0         # bytes of this read after the piece delivered
     utf8 = None
@@ -439,7 +441,16 @@ class Ws(Role):
                 return
             if not mv:
                 return
-            ws.buf = bytearray(rxmax)
+            g = ws.gbuf
+            if g is None or len(g) < rxmax:
+                try:
+                    g = ws.gbuf = bytearray(rxmax)  # kept: made once
+                except MemoryError:
+                    # no room to gather in: this piece goes as it is
+                    ws.after = 0
+                    self.deliver(c, ws, mv, False)
+                    return
+            ws.buf = g
             ws.fill = 0
         while True:
             take = min(rxmax - ws.fill, len(mv))
