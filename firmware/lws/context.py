@@ -163,6 +163,7 @@ class Context:
     heap_reserve_ws = 0
     _rx = None
     _tx = None
+    _poll_room = False
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
                  log_level=None, **options):
@@ -197,12 +198,15 @@ class Context:
         self._timers = []
         self._free = gc.mem_free()
         self._pending = []  # see rx_pending()
+        #: request heads answered before, and how (files.Answer): the
+        #: same head is answered again without being parsed
+        self._answers = {}
         self._tls_wait = []  # connections waiting for a handshake slot
-        # the buffers every server needs, taken while the heap is whole
+        # the buffers every HTTP server needs, taken while the heap is
+        # whole (WebSocket, raw and client reads: rx_buf(), at first use)
         self._buf = bytearray(self.file_chunk)
         self._bufmv = memoryview(self._buf)
-        self._rx = bytearray(self.rx_buffer_size)
-        self._rxmv = memoryview(self._rx)
+
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
         for vh in self.vhosts:
@@ -210,28 +214,35 @@ class Context:
         self._presize()
 
     def _presize(self):
-        """Grow the socket table and the poll set to their full size now,
-        while the heap is whole: growing them under load takes blocks that
-        a fragmented heap may no longer have. (Neither shrinks again.)
-
-        On the unix port poll also keeps an array of file descriptors;
-        when it grows by moving, MicroPython (extmod/modselect.c,
-        poll_set_add_fd) also "moves" the NULL pointer of every member
-        without a descriptor, such as a TLS socket, and the next poll
-        crashes the process: grown now, it never moves below that many
-        (the 8 spare are for client connections)."""
-        import sys
-        posix = sys.platform in ("linux", "darwin")
-        n = self.max_connections + len(self._listen) + (8 if posix else 2)
+        """Grow the socket table to its full size now, while the heap is
+        whole: growing it under load takes a block that a fragmented heap
+        may no longer have. (It does not shrink again.)"""
+        n = self.max_connections + len(self._listen) + 8
         keys = range(1 << 20, (1 << 20) + n)  # plain numbers, never polled
         for k in keys:
             self.conns[k] = None
-            if posix:
-                self.poll.register(k, 0)
         for k in keys:
             del self.conns[k]
-            if posix:
-                self.poll.unregister(k)
+
+    def poll_room(self):
+        """Grow the poll set before the first TLS socket joins it. On the
+        unix port poll keeps an array of file descriptors; when it grows
+        by moving, MicroPython (extmod/modselect.c, poll_set_add_fd) also
+        "moves" the NULL pointer of every member without a descriptor,
+        such as a TLS socket, and the next poll crashes the process:
+        grown now, it never moves below that many. Boards poll without
+        such an array: nothing to do there."""
+        import sys
+        if self._poll_room or sys.platform not in ("linux", "darwin"):
+            return
+        self._poll_room = True
+        p = self.poll
+        keys = range(1 << 20, (1 << 20) + self.max_connections +
+                     len(self._listen) + 8)
+        for k in keys:
+            p.register(k, 0)
+        for k in keys:
+            p.unregister(k)
 
     # -- listen sockets ------------------------------------------------
 

@@ -4,7 +4,7 @@ as the socket drains. Loaded when a file mount is first used."""
 import os
 from . import log
 from .protocol import Protocol
-from .httpmsg import HttpError, http_date
+from .httpmsg import HttpError, date_line, http_date
 from .util import unquote
 
 # one constant instead of a dict: less heap
@@ -196,14 +196,14 @@ class FileServe(Protocol):
             # [.., the whole 200 response for repeated GETs, its Date]
             e = self._cache[path] = [mtime, size, m, etag, lm, h,
                                      mime_type(path, m.extra_mimetypes),
-                                     None, None]
+                                     None, None, 0]
         return e
 
-    def _whole(self, c, req, path, e, size):
-        """The whole 200 response (head and body) of a small file, kept
-        while the file and the second (its Date) stay the same, or None
-        when it is not kept (too big, or the cache is full)."""
-        ctx = c.ctx
+    def _whole(self, ctx, path, e, size):
+        """The whole 200 response (head and body) of a small file, as the
+        fast path sends it (HTTP/1.1, keep-alive, plain), kept while the
+        file and the second (its Date) stay the same, or None when it is
+        not kept (too big, or the cache is full)."""
         d = http_date()
         w = e[7]
         if w is not None and e[8] is d:
@@ -221,8 +221,12 @@ class FileServe(Protocol):
             body = f.read(size + 1)
         if len(body) != size:
             return None  # changed as we read it: the next request sees
-        w = e[7] = b"".join((c.role.head(c, 200, e[5], e[6], size), body))
+        head = ("HTTP/1.1 200 OK\r\nServer: microlws\r\n%sContent-Type: %s"
+                "\r\nContent-Length: %d\r\n%s\r\n" % (
+                    date_line(), e[6], size, e[5])).encode()
+        w = e[7] = head + body
         e[8] = d
+        e[9] = len(head)
         return w
 
     def serve(self, c, req, path, size, mtime, rel):
@@ -243,11 +247,18 @@ class FileServe(Protocol):
         if rng is None and req.keepalive and req.version == "HTTP/1.1" \
                 and not c.tls and size and not req.remaining and \
                 req.chunked is None:
-            w = self._whole(c, req, path, e, size)
+            w = self._whole(c.ctx, path, e, size)
             if w is not None:
                 # the fast path: a small file, answered as it was last time
-                c.role.send_whole(c, w if req.method == "GET" else
-                                  memoryview(w)[:len(w) - size])
+                head_only = req.method == "HEAD"
+                c.role.send_whole(c, memoryview(w)[:len(w) - size]
+                                  if head_only else w)
+                if inm is None and "if-modified-since" not in hd:
+                    # the same head again gets the same answer, unparsed
+                    known = c.ctx._answers
+                    if len(known) >= _CACHED:
+                        known.clear()
+                    known[req.raw] = Answer(c.vhosts, path, e, head_only)
                 return
         if rng is not None and req.method == "GET":
             ifr = hd.get("if-range")
@@ -311,6 +322,34 @@ class FileServe(Protocol):
         if req.f:
             req.f.close()
             req.f = None
+
+
+class Answer:
+    """How a request head was answered, to answer it again unparsed
+    (Context._answers): a small file's whole response, while the file
+    stays the same; its head is rebuilt when the second (its Date)
+    changes."""
+
+    def __init__(self, vhosts, path, e, head_only):
+        self.vhosts = vhosts
+        self.path = path
+        self.e = e
+        self.head_only = head_only
+
+    def answer(self, c):
+        e = self.e
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        if st[8] != e[0] or st[6] != e[1] or \
+                FileServe._cache.get(self.path) is not e:
+            return False  # changed: parsed and served afresh
+        w = FILES._whole(c.ctx, self.path, e, e[1])
+        if w is None:
+            return False
+        c.send(memoryview(w)[:e[9]] if self.head_only else w)
+        return True
 
 
 FILES = FileServe()

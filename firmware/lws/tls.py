@@ -127,6 +127,7 @@ def wrap(c, sslctx, server_hostname=None):
     client): the server side, or with server_hostname a client checking
     that name. The handshake runs as the connection is read and written.
     Raises OSError or ValueError (mbedTLS's reason), MemoryError."""
+    c.ctx.poll_room()
     if server_hostname is None:
         s = sslctx.wrap_socket(c.sock, server_side=True,
                                do_handshake_on_connect=False)

@@ -25,6 +25,10 @@ _EAGER = (b"host", b"connection", b"content-length", b"transfer-encoding",
           b"sec-websocket-key", b"sec-websocket-version",
           b"sec-websocket-protocol", b"sec-websocket-extensions",
           b"authorization", b"cookie", b"content-type")
+# the request line's common words, as the parser compares them
+_METHODS = {}
+for _n in METHODS:
+    _METHODS[_n.encode()] = _n
 
 
 class Request:
@@ -48,6 +52,8 @@ class Request:
     out_left = -1
     f = None
     _all = None
+    #: the head as it came (bytes)
+    raw = None
 
     def __init__(self, method, target, version, h, lines=None):
         self.method = method
@@ -94,18 +100,21 @@ def parse_head(head):
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HttpError(400, "malformed request line")
     m, target, ver = parts
-    if not is_token(m):
-        raise HttpError(400, "bad method")
-    if (len(ver) == 8 and ver[:5] == b"HTTP/" and ver[6] == 46
-            and 48 <= ver[5] <= 57 and 48 <= ver[7] <= 57):
-        if ver[5] != 49:
-            raise HttpError(505, "HTTP version not supported")
-    elif ver[:5] == b"HTTP/" and ver[5:6].isdigit():
+    method = _METHODS.get(m)
+    if method is None:
+        if not is_token(m):
+            raise HttpError(400, "bad method")
+    if ver == b"HTTP/1.1":
+        version = "HTTP/1.1"
+    elif ver == b"HTTP/1.0":
+        version = "HTTP/1.0"
+    elif (len(ver) == 8 and ver[:5] == b"HTTP/" and ver[6] == 46
+            and 48 <= ver[5] <= 57 and 48 <= ver[7] <= 57) or (
+            ver[:5] == b"HTTP/" and ver[5:6].isdigit()):
         raise HttpError(505, "HTTP version not supported")
     else:
         raise HttpError(400, "bad HTTP version")
-    method = m.decode()  # a token: ASCII
-    if method not in METHODS:
+    if method is None:
         raise HttpError(501, "method not implemented")
     if min(target) <= 32 or max(target) >= 127 or b"#" in target:
         raise HttpError(400, "bad request target")
@@ -132,8 +141,9 @@ def parse_head(head):
         c = line.find(b":")
         if c <= 0:
             raise HttpError(400, "header without colon")
-        if bad_value(line):
-            raise HttpError(400, "bad bytes in header value")
+        if min(line) < 32 or b"\x7f" in line:
+            if bad_value(line):
+                raise HttpError(400, "bad bytes in header value")
         name = line[:c].lower()
         if name not in _EAGER:
             if not is_token(name):
@@ -148,14 +158,13 @@ def parse_head(head):
             v = line[c + 1:].strip(b" \t").decode()
         except UnicodeError:
             raise HttpError(400, "header value is not UTF-8")
-        name = name.decode()
-        old = h.get(name)
+        k = name.decode()
+        old = h.get(k)
         if old is not None:
-            if name == "host":
+            if k == "host":
                 raise HttpError(400, "more than one Host")
             v = old + ", " + v
-        h[name] = v
-    version = ver.decode()
+        h[k] = v
     if "host" not in h and version != "HTTP/1.0":
         # RFC 7230 5.4: even with an absolute-form target
         raise HttpError(400, "HTTP/1.1 request without Host")
@@ -355,6 +364,20 @@ class Http(Role):
         if e and buf[e - 1] == 13:
             e -= 1  # the last line's CR
         head = bytes(memoryview(buf)[:e])
+        known = c.ctx._answers
+        if known:
+            a = known.get(head)
+            if a is not None and a.vhosts is c.vhosts and not c.tls and \
+                    not log.level & 8 and a.answer(c):
+                # the same head as before: answered as before (Answer)
+                self._consume(c, end)
+                c.since = time.ticks_ms()
+                if c.inlen:
+                    self._head(c, 0)  # pipelined behind it
+                else:
+                    c.release_inbuf()
+                    c.set_timeout(c.ctx.keepalive_timeout)
+                return
         if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
         try:
@@ -367,6 +390,7 @@ class Http(Role):
             # whatever a malformed head makes the parser trip over is
             # the client's fault: a 400, never a traceback
             raise HttpError(400, "malformed request head (%s)" % e)
+        req.raw = head
         self._consume(c, end)
         self._request(c, req)
 
