@@ -562,8 +562,8 @@ def test_lwstool_test_fleet():
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [line.split() for line in r.stdout.splitlines()
             if line.startswith("board-")]
-    assert len(rows) == 2 and all(row[-1] == "ok" for row in rows)
-    assert all(row[2] == "0" for row in rows)          # none failed
+    assert len(rows) == 2 and all(row[-1] == "ok" for row in rows), r.stdout
+    assert all(row[2] == "0" for row in rows), r.stdout  # none failed
 
 
 @pytest.mark.timeout(60)

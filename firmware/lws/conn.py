@@ -142,6 +142,13 @@ class Conn:
 
     def event(self, ev):
         try:
+            role = self.role
+            if ev == _POLLIN:  # the common case, in short
+                role.rx(self)
+                if not self.closed:
+                    role.after_event(self)
+                    self.update()
+                return
             if ev & (_POLLERR | _POLLHUP) and self.role.poll_error(self):
                 return
             if ev & _POLLOUT:
@@ -229,7 +236,7 @@ class Conn:
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
             n = self.sock.readinto(mv)
-            if n and n == len(mv) and self.tcp is not None:
+            if self.tcp is not None and n and n == len(mv):
                 # mbedTLS may hold more of the record than fitted: poll on
                 # the TCP socket cannot tell, so read again after this event
                 self.ctx.rx_pending(self)

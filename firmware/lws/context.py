@@ -180,6 +180,9 @@ class Context:
         self.head_timeout = min(self.head_timeout, self.timeout_secs)
         self.tls_handshake_timeout = min(self.tls_handshake_timeout,
                                          self.timeout_secs)
+        # the two the request path sets most, in ms
+        self._head_ms = int(self.head_timeout * 1000)
+        self._ka_ms = int(self.keepalive_timeout * 1000)
         if log_level is not None:
             log.set_level(log_level)
         if vhosts is None:
@@ -201,6 +204,7 @@ class Context:
         #: request heads answered before, and how (files.Answer): the
         #: same head is answered again without being parsed
         self._answers = {}
+        self._last = None  # the last of them answered
         self._tls_wait = []  # connections waiting for a handshake slot
         # the buffers every HTTP server needs, taken while the heap is
         # whole (WebSocket, raw and client reads: rx_buf(), at first use)

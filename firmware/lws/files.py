@@ -2,6 +2,7 @@
 requests, RFC 7233 byte ranges, and large files streamed a chunk at a time
 as the socket drains. Loaded when a file mount is first used."""
 import os
+import time
 from . import log
 from .protocol import Protocol
 from .httpmsg import HttpError, date_line, http_date
@@ -22,6 +23,7 @@ _S_IFREG = const(0x8000)
 _S_IFLNK = const(0xA000)
 _BURST = const(4)
 _CACHED = const(8)
+_RECHECK_MS = const(250)  # a file answered unparsed is stat()ed this often
 
 
 def mime_type(name, extra=None):
@@ -196,7 +198,7 @@ class FileServe(Protocol):
             # [.., the whole 200 response for repeated GETs, its Date]
             e = self._cache[path] = [mtime, size, m, etag, lm, h,
                                      mime_type(path, m.extra_mimetypes),
-                                     None, None, 0]
+                                     None, None, 0, None]
         return e
 
     def _whole(self, ctx, path, e, size):
@@ -227,7 +229,20 @@ class FileServe(Protocol):
         w = e[7] = head + body
         e[8] = d
         e[9] = len(head)
+        e[10] = None  # the Connection: close one, made when asked for
         return w
+
+    def _whole_close(self, ctx, path, e, size):
+        """The same with Connection: close (a connection per request);
+        its head is 19 bytes longer."""
+        w = self._whole(ctx, path, e, size)
+        if w is None:
+            return None
+        wc = e[10]
+        if wc is None:
+            i = e[9] - 2
+            wc = e[10] = w[:i] + b"Connection: close\r\n" + w[i:]
+        return wc
 
     def serve(self, c, req, path, size, mtime, rel):
         e = self._meta(path, size, mtime, req.mount, rel)
@@ -244,10 +259,11 @@ class FileServe(Protocol):
             return
         start, n, status = 0, size, 200
         rng = hd.get("range")
-        if rng is None and req.keepalive and req.version == "HTTP/1.1" \
-                and not c.tls and size and not req.remaining and \
-                req.chunked is None:
-            w = self._whole(c.ctx, path, e, size)
+        if rng is None and req.version == "HTTP/1.1" and not c.tls and \
+                size and not req.remaining and req.chunked is None:
+            close = not req.keepalive
+            w = (self._whole_close if close else self._whole)(
+                c.ctx, path, e, size)
             if w is not None:
                 # the fast path: a small file, answered as it was last time
                 head_only = req.method == "HEAD"
@@ -258,7 +274,8 @@ class FileServe(Protocol):
                     known = c.ctx._answers
                     if len(known) >= _CACHED:
                         known.clear()
-                    known[req.raw] = Answer(c.vhosts, path, e, head_only)
+                    known[req.raw] = Answer(req.raw, c.vhosts, path, e,
+                                            head_only, close)
                 return
         if rng is not None and req.method == "GET":
             ifr = hd.get("if-range")
@@ -330,25 +347,42 @@ class Answer:
     stays the same; its head is rebuilt when the second (its Date)
     changes."""
 
-    def __init__(self, vhosts, path, e, head_only):
+    def __init__(self, head, vhosts, path, e, head_only, close):
+        self.head = head
         self.vhosts = vhosts
+        self.seen = time.ticks_ms()
         self.path = path
         self.e = e
         self.head_only = head_only
+        #: the connection closes after it (Connection: close)
+        self.close = close
 
     def answer(self, c):
         e = self.e
-        try:
-            st = os.stat(self.path)
-        except OSError:
+        if FileServe._cache.get(self.path) is not e:
             return False
-        if st[8] != e[0] or st[6] != e[1] or \
-                FileServe._cache.get(self.path) is not e:
-            return False  # changed: parsed and served afresh
-        w = FILES._whole(c.ctx, self.path, e, e[1])
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self.seen) >= _RECHECK_MS:
+            # the file is looked at again a few times a second, not at
+            # every request
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return False
+            if st[8] != e[0] or st[6] != e[1]:
+                return False  # changed: parsed and served afresh
+            self.seen = now
+        if self.close:
+            w = FILES._whole_close(c.ctx, self.path, e, e[1])
+            n = e[9] + 19
+        else:
+            w = e[7]
+            if w is None or e[8] is not http_date():
+                w = FILES._whole(c.ctx, self.path, e, e[1])
+            n = e[9]
         if w is None:
             return False
-        c.send(memoryview(w)[:e[9]] if self.head_only else w)
+        c.send(memoryview(w)[:n] if self.head_only else w)
         return True
 
 

@@ -105,6 +105,7 @@ def chunk(data):
 
 _date = None
 _date_t = 0
+_date_ms = 0
 _line = ""
 _line_d = None
 
@@ -120,10 +121,16 @@ def date_line():
 
 
 def http_date(t=None):
-    """RFC 7231 IMF-fixdate, or None while the clock was never set."""
-    global _date, _date_t
+    """RFC 7231 IMF-fixdate, or None while the clock was never set.
+    Now's is made again when the clock has moved on (looked at by ticks,
+    which costs no allocation, a few times a second)."""
+    global _date, _date_t, _date_ms
     now = t is None
     if now:
+        ms = time.ticks_ms()
+        if time.ticks_diff(ms, _date_ms) < 200 and _date_t:
+            return _date
+        _date_ms = ms
         t = int(time.time())  # a float on the unix port
         if t == _date_t:
             return _date

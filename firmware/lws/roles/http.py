@@ -260,7 +260,8 @@ class Http(Role):
             n = len(held)
             c.inbuf[c.inlen:c.inlen + n] = held
         else:
-            n = c.recv_into(memoryview(c.inbuf)[c.inlen:])
+            n = c.recv_into(memoryview(c.inbuf)[c.inlen:] if c.inlen
+                            else c.inbuf)
             if n is None:
                 return
             if n == 0:
@@ -269,7 +270,7 @@ class Http(Role):
         if st == _HEAD and c.inlen == 0:
             # from its first byte the whole head must come within
             # head_timeout (slowloris)
-            c.set_timeout(c.ctx.head_timeout)
+            c.deadline = time.ticks_add(time.ticks_ms(), c.ctx._head_ms)
         c.inlen += n
         try:
             if st == _HEAD:
@@ -363,20 +364,30 @@ class Http(Role):
             return
         if e and buf[e - 1] == 13:
             e -= 1  # the last line's CR
-        head = bytes(memoryview(buf)[:e])
-        known = c.ctx._answers
-        if known:
-            a = known.get(head)
-            if a is not None and a.vhosts is c.vhosts and not c.tls and \
-                    not log.level & 8 and a.answer(c):
+        ctx = c.ctx
+        a = ctx._last
+        if a is not None and len(a.head) == e and buf.find(a.head, 0, e) == 0:
+            head = a.head  # the last head answered again: not even copied
+        else:
+            head = bytes(memoryview(buf)[:e])
+            a = ctx._answers.get(head) if ctx._answers else None
+        if a is not None:
+            if a.vhosts is c.vhosts and not c.tls and not log.level & 8 \
+                    and a.answer(c):
+                ctx._last = a
                 # the same head as before: answered as before (Answer)
                 self._consume(c, end)
-                c.since = time.ticks_ms()
+                if a.close:
+                    c.state = _CLOSING
+                    c.release_inbuf()
+                    c.set_timeout(ctx.timeout_secs)
+                    return
+                c.since = now = time.ticks_ms()
                 if c.inlen:
                     self._head(c, 0)  # pipelined behind it
                 else:
                     c.release_inbuf()
-                    c.set_timeout(c.ctx.keepalive_timeout)
+                    c.deadline = time.ticks_add(now, ctx._ka_ms)
                 return
         if b"\x00" in head:
             raise HttpError(400, "NUL in request head")
@@ -585,6 +596,8 @@ class Http(Role):
     def after_event(self, c):
         """After every event: finish a completed transaction, go on with
         the next pipelined request or wait for one."""
+        if c.state == _HEAD:
+            return  # waiting for a head: nothing to finish
         while not c.closed and c.role is self:  # an upgrade: ws settles
             st = c.state
             if st == _CLOSING:
