@@ -161,9 +161,10 @@ class Context:
     #: needs room for its events): short of it a 503, while plain requests
     #: are still served (0: 1/10 of the heap)
     heap_reserve_ws = 0
-    _rx = None
-    _tx = None
     _poll_room = False
+    #: where in the read buffer the piece being delivered starts (0: not
+    #: there); Ws.send writes a reply's header in front of it
+    _rx_at = 0
 
     def __init__(self, vhosts=None, port=None, mounts=(), protocols=(),
                  log_level=None, **options):
@@ -206,10 +207,12 @@ class Context:
         self._answers = {}
         self._last = None  # the last of them answered
         self._tls_wait = []  # connections waiting for a handshake slot
-        # the buffers every HTTP server needs, taken while the heap is
-        # whole (WebSocket, raw and client reads: rx_buf(), at first use)
+        # the buffers taken while the heap is whole: made later, under
+        # load, they may find no block that large
         self._buf = bytearray(self.file_chunk)
         self._bufmv = memoryview(self._buf)
+        self._rx = bytearray(self.rx_buffer_size)
+        self._rxmv = memoryview(self._rx)
 
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
@@ -435,31 +438,10 @@ class Context:
             self._ah_free.append(ah)
 
     def rx_buf(self):
-        """The read buffer WebSocket, raw and client connections share
-        (a read is handled whole before the next), made at first use;
-        self._rxmv is a memoryview of it."""
-        if self._rx is None:
-            self._rx = bytearray(self.rx_buffer_size)
-            self._rxmv = memoryview(self._rx)
+        """The read buffer WebSocket, raw and client connections share (a
+        read is handled whole before the next); self._rxmv is a
+        memoryview of it."""
         return self._rx
-
-    def tx_buf(self, n):
-        """(buffer, memoryview) to put together what one send sends, n
-        bytes of it: the file buffer for small ones, else one of
-        rx_buffer_size + 16 made at first use; (None, None) past that.
-        Shared: what it holds must be sent before the next use (Conn.send
-        copies what the socket does not take)."""
-        if n <= len(self._buf):
-            return self._buf, self._bufmv
-        t = self._tx
-        if t is None:
-            if n > self.rx_buffer_size + 16:
-                return None, None
-            t = self._tx = bytearray(self.rx_buffer_size + 16)
-            self._txmv = memoryview(t)
-        elif n > len(t):
-            return None, None
-        return t, self._txmv
 
     # -- client connections (lws_client_connect_via_info) -----------------
 

@@ -1,9 +1,10 @@
 """The WebSocket role (RFC 6455): upgrade, framing, UTF-8, close, ping.
 
 Loaded at the first upgrade. Frames are read into one buffer shared by
-every connection and unmasked in place; a connection makes a buffer of its
-own (once, and keeps it) only when a message that does not fit one read
-has to be gathered.
+every connection and unmasked in place; a message is gathered in a buffer
+of its own (made for it, dropped after it) only when it arrives in several
+reads and may yet be delivered whole. A reply to a piece is put together
+in front of it, where its frame header was: no copy.
 """
 import binascii
 import hashlib
@@ -11,6 +12,12 @@ from .. import log
 from ..httpmsg import HttpError
 from ..mask import unmask
 from . import Role
+
+try:
+    from uctypes import addressof
+except ImportError:  # a port without uctypes: replies are sent in two
+    def addressof(b):
+        return -1
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -71,8 +78,7 @@ class State:
     first = True      # the next delivered piece is the first of a message
     final = True
     text = False      # a text message, checked as UTF-8
-    buf = None        # gathering a message longer than one read (in gbuf)
-    gbuf = None       # the connection's gathering buffer, made once
+    buf = None        # gathering a message that came in several reads
     fill = 0
     after = 0         # bytes of this read after the piece delivered
     utf8 = None
@@ -181,7 +187,9 @@ class Ws(Role):
         c.update()
 
     def wants_rx(self, c):
-        return c.ws.status != _DONE
+        # not while a reply waits for the socket: a peer that sends and
+        # does not read is not let to fill the heap with replies
+        return c.ws.status != _DONE and not c.tx
 
     def idle(self, c):
         """Arm the silence check: every ws_ping_pong_interval, else every
@@ -198,7 +206,7 @@ class Ws(Role):
         the hot path sets no timer): silent for a whole interval, a PING;
         still silent after it, hang up."""
         ws = c.ws
-        if ws.status == _OPEN and (ws.heard or c.rx_paused):
+        if ws.status == _OPEN and (ws.heard or c.rx_paused or c.tx):
             ws.heard = False  # alive (or not being read): check again
             ws.ping_sent = False
             self.idle(c)
@@ -234,28 +242,43 @@ class Ws(Role):
     # -- sending ----------------------------------------------------------
 
     def send(self, c, op, data, fin=True):
-        """A frame: header and payload put together in a buffer made once
-        (no copy of its own per frame); a payload too big for it goes out
-        as it is, after its header."""
+        """A frame. A small one is put together in the file buffer; a piece
+        just delivered (or its start) gets its header written in front of
+        it, over the bytes its own frame came with; anything else goes
+        out as header and payload."""
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
         n = len(data)
-        tb, tmv = c.ctx.tx_buf(n + 4)
-        if tb is None:
-            c.send(frame_head(op, n, fin))
-            c.send(data)
-            return
-        tb[0] = (0x80 if fin else 0) | op
+        b0 = (0x80 if fin else 0) | op
+        ctx = c.ctx
+        tb = ctx._buf
         if n < 126:
-            tb[1] = n
-            h = 2
-        else:
-            tb[1] = 126
-            tb[2] = n >> 8
-            tb[3] = n & 255
-            h = 4
-        tb[h:h + n] = data
-        c.send(tmv[:h + n])
+            if n <= len(tb) - 2:
+                tb[0] = b0
+                tb[1] = n
+                tb[2:2 + n] = data
+                c.send(ctx._bufmv[:2 + n])
+                return
+        elif n < 65536:
+            if n <= len(tb) - 4:
+                tb[0] = b0
+                tb[1] = 126
+                tb[2] = n >> 8
+                tb[3] = n & 255
+                tb[4:4 + n] = data
+                c.send(ctx._bufmv[:4 + n])
+                return
+            at = ctx._rx_at
+            if at >= 4 and addressof(data) == addressof(ctx._rx) + at:
+                rx = ctx._rx
+                rx[at - 4] = b0
+                rx[at - 3] = 126
+                rx[at - 2] = n >> 8
+                rx[at - 1] = n & 255
+                c.send(ctx._rxmv[at - 4:at + n])
+                return
+        c.send(frame_head(op, n, fin))
+        c.send(data)
 
     def close(self, c, code=1000, reason=b""):
         """Start the close handshake (lws_close_reason + return -1)."""
@@ -337,10 +360,6 @@ class Ws(Role):
             ws.left -= k
             self.payload(c, ws, buf, pos, k)
             pos += k
-        if ws.left and ws.key is buf:
-            # the frame goes on in the next read: keep its key apart
-            ws.key = bytes(buf[ws.koff:ws.koff + 4])
-            ws.koff = 0
 
     def header(self, c, ws, buf, pos, n):
         """Parse a frame header at buf[pos:n]; 0 if it is not all there."""
@@ -407,6 +426,11 @@ class Ws(Role):
         if k and ws.key is not None:
             unmask(buf, pos, k, ws.key, ws.koff, ws.phase)
             ws.phase = (ws.phase + k) & 3
+        if ws.left and ws.key is buf:
+            # the frame goes on in the next read: its key is kept apart
+            # (before a reply may be written over it)
+            ws.key = bytes(buf[ws.koff:ws.koff + 4])
+            ws.koff = 0
         mv = c.ctx._rxmv[pos:pos + k]
         if ws.ctl is not None:
             ws.ctl.extend(mv)
@@ -431,49 +455,63 @@ class Ws(Role):
             # straight from the read buffer, in pieces of rx_buffer_size
             while len(mv) > rxmax or (len(mv) == rxmax and not last):
                 ws.after = len(mv) - rxmax
-                self.deliver(c, ws, mv[:rxmax], False)
+                self.deliver(c, ws, mv[:rxmax], False, pos)
                 if ws.status != _OPEN or c.closed:
                     return
                 mv = mv[rxmax:]
+                pos += rxmax
             if last:
                 ws.after = 0
-                self.deliver(c, ws, mv, True)
+                self.deliver(c, ws, mv, True, pos)
                 return
             if not mv:
                 return
-            g = ws.gbuf
-            if g is None or len(g) < rxmax:
-                try:
-                    g = ws.gbuf = bytearray(rxmax)  # kept: made once
-                except MemoryError:
-                    # no room to gather in: this piece goes as it is
+            # the message goes on in the next read (or frame)
+            size = rxmax
+            if ws.fin and ws.op:
+                # one frame: gathered only if it may yet arrive whole
+                size = ws.msg_len
+                if size > rxmax or not ws.first:
                     ws.after = 0
-                    self.deliver(c, ws, mv, False)
+                    self.deliver(c, ws, mv, False, pos)
                     return
-            ws.buf = g
+            try:
+                ws.buf = bytearray(size)  # for this message only
+            except MemoryError:
+                # no room to gather in: this piece goes as it is
+                ws.after = 0
+                self.deliver(c, ws, mv, False, pos)
+                return
             ws.fill = 0
+        g = ws.buf
+        cap = len(g)
         while True:
-            take = min(rxmax - ws.fill, len(mv))
-            ws.buf[ws.fill:ws.fill + take] = mv[:take]
+            take = min(cap - ws.fill, len(mv))
+            g[ws.fill:ws.fill + take] = mv[:take]
             ws.fill += take
             mv = mv[take:]
-            if ws.fill < rxmax or (last and not mv):
+            if ws.fill < cap or (last and not mv):
                 break
             # a full piece and more to come
             ws.fill = 0
             ws.after = len(mv)
-            self.deliver(c, ws, ws.buf, False)
+            self.deliver(c, ws, g, False)
             if ws.status != _OPEN or c.closed:
                 return
         if last:
-            piece = memoryview(ws.buf)[:ws.fill]
+            piece = memoryview(g)[:ws.fill]
             ws.buf = None
             ws.after = 0
             self.deliver(c, ws, piece, True)
 
-    def deliver(self, c, ws, data, final):
+    def deliver(self, c, ws, data, final, at=0):
+        """A piece to the protocol; at: where it starts in the read buffer
+        (0: elsewhere), so a reply to it can be put together in front."""
         ws.final = final
+        ctx = c.ctx
+        ctx._rx_at = at
         self.receive(c, data)
+        ctx._rx_at = 0
         ws.first = False
         if final:
             ws.msg_op = 0
@@ -538,9 +576,8 @@ class WsClient(Ws):
         n = len(data)
         key = os.urandom(4)
         c.send(frame_head(op, n, fin, key))
-        tb, tmv = c.ctx.tx_buf(n)
-        if tb is None:
-            tb, tmv = c.ctx.tx_buf(0)
+        tb = c.ctx._buf
+        tmv = c.ctx._bufmv
         step = len(tb)
         src = memoryview(data)
         i = 0
