@@ -348,6 +348,20 @@ class Ws(Role):
                 ws.carry = bytes(buf[pos:n])
                 break
             if ws.left == 0 and ws.ctl is None:
+                if self.peer_mask and not ws.msg_op and n - pos >= 6:
+                    # the common case in short: a whole small message in
+                    # one masked frame (the checks of header(), in brief)
+                    b0 = buf[pos]
+                    ln = buf[pos + 1] - 0x80
+                    if (b0 == 0x81 or b0 == 0x82) and 0 <= ln < 126 \
+                            and pos + 6 + ln <= n and ws.status == _OPEN:
+                        mx = c.proto.max_message_size
+                        if mx and ln > mx:
+                            raise WsError(1009, "message too big")
+                        if ln <= c.proto.rx_buffer_size:
+                            self.small(c, ws, buf, pos, ln, b0 & 15)
+                            pos += 6 + ln
+                            continue
                 used = self.header(c, ws, buf, pos, n)
                 if used == 0:
                     ws.carry = bytes(buf[pos:n])
@@ -360,6 +374,26 @@ class Ws(Role):
             ws.left -= k
             self.payload(c, ws, buf, pos, k)
             pos += k
+
+    def small(self, c, ws, buf, pos, ln, op):
+        """Deliver a whole message of one small frame at buf[pos:]."""
+        p = pos + 6
+        ctx = c.ctx
+        mv = ctx._rxmv[p:p + ln]
+        if ln:
+            unmask(buf, p, ln, buf, pos + 2, 0)
+            if op == OP_TEXT and ctx.ws_validate_utf8 and max(mv) >= 0x80:
+                from ..utf8 import valid
+                if not valid(mv):
+                    raise WsError(1007, "invalid UTF-8 in text message")
+        ws.msg_op = op
+        ws.final = True
+        ws.first = True
+        ws.after = 0
+        ctx._rx_at = p
+        self.receive(c, mv)
+        ctx._rx_at = 0
+        ws.msg_op = 0
 
     def header(self, c, ws, buf, pos, n):
         """Parse a frame header at buf[pos:n]; 0 if it is not all there."""
