@@ -186,6 +186,26 @@ def test_byte_at_a_time(server):
     assert got == "κόσμε".encode() * 20
 
 
+def test_payload_read_after_its_header(server):
+    # the masking key ends one read, the payload fills the next: the key
+    # must survive the read buffer being overwritten
+    s, _ = handshake(server.port)
+    data = bytes(range(256)) * 8
+    for n in (100, 2048):
+        f = frame(2, data[:n])
+        head = 8 if n >= 126 else 6
+        s.sendall(f[:head])
+        time.sleep(0.2)
+        s.sendall(f[head:])
+        got = b""
+        while True:
+            fin, op, part = read_frame(s)
+            got += part
+            if fin:
+                break
+        assert got == data[:n]
+
+
 def test_frames_right_behind_the_handshake(server):
     import base64
     import os

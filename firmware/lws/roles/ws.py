@@ -449,10 +449,14 @@ class Ws(Role):
         ws.op = op
         ws.fin = fin
         ws.left = ln
-        # the key is read where it is, just before the payload
+        # the key is read where it is, just before the payload; kept
+        # apart if the payload starts in the next read, which overwrites it
         ws.key = buf if masked else None
         ws.koff = pos + need - 4
         ws.phase = 0
+        if masked and ln and pos + need == n:
+            ws.key = bytes(buf[ws.koff:ws.koff + 4])
+            ws.koff = 0
         return need
 
     def payload(self, c, ws, buf, pos, k):
