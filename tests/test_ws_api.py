@@ -61,7 +61,19 @@ class Ctl(lws.Protocol):
         if reason == b"no-echo":
             return False
 
-ctx = lws.Context(port={port}, protocols=[Ctl()], ws_close_timeout=1)
+class Slices(lws.Protocol):
+    # answers each piece with itself, a slice of it and itself again:
+    # only the piece itself may be framed where it lies in the read buffer
+    name = "slices"
+    rx_buffer_size = 2000
+
+    def on_receive(self, conn, data):
+        conn.send_binary(data)
+        conn.send_binary(data[1:])
+        conn.send_binary(data)
+
+ctx = lws.Context(port={port}, protocols=[Ctl(), Slices()],
+                  ws_close_timeout=1)
 ctx.run()
 """
 
@@ -172,3 +184,18 @@ def test_long_message_in_pieces_with_fragment_flags(app):
     assert [z[1] for z in sizes] == [1, 0, 0]      # first fragment
     assert [z[2] for z in sizes] == [0, 0, 1]      # final fragment
     assert [z[3] for z in sizes] == [1500, 500, 0]  # payload still to come
+
+
+def test_replies_made_of_a_piece_and_slices_of_it(app):
+    data = bytes(range(256)) * 24  # 6144 B: pieces of at most 2000
+    s, head = handshake(app.port, "/", "slices")
+    assert head.startswith(b"HTTP/1.1 101")
+    s.sendall(frame(2, data))
+    pieces = []
+    while sum(map(len, pieces)) < len(data):
+        p, cut, again = (read_frame(s)[2] for _ in range(3))
+        assert 0 < len(p) <= 2000
+        assert (cut, again) == (p[1:], p)
+        pieces.append(p)
+    assert b"".join(pieces) == data
+    assert max(map(len, pieces)) > 1460  # framed where it lay, too

@@ -289,7 +289,8 @@ class Conn:
             if p is not None and p.children and self in p.children:
                 p.children.remove(self)
             if self.handshaking:
-                self.ctx.handshake_done(self)
+                from .tls import handshake_done
+                handshake_done(self)
             self.role.dropped(self)
         except Exception as e:
             try:

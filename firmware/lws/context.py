@@ -158,8 +158,9 @@ class Context:
     #: connection gets a 503 and the others go on (0: 1/32 of the heap)
     heap_reserve = 0
     #: free heap a WebSocket upgrade needs (it stays, and every open one
-    #: needs room for its events): short of it a 503, while plain requests
-    #: are still served (0: 1/10 of the heap)
+    #: needs room for its events: a message gathered, a reply queued):
+    #: short of it a 503, while plain requests are still served (0: 1/16
+    #: of the heap, at least twice rx_buffer_size)
     heap_reserve_ws = 0
     _poll_room = False
     #: where in the read buffer the piece being delivered starts (0: not
@@ -174,7 +175,8 @@ class Context:
             setattr(self, k, options[k])
         heap = gc.mem_free() + gc.mem_alloc()
         self.heap_reserve = self.heap_reserve or heap >> 5
-        self.heap_reserve_ws = self.heap_reserve_ws or heap // 10
+        self.heap_reserve_ws = self.heap_reserve_ws or max(
+            heap >> 4, 2 * self.rx_buffer_size)
         if not self.file_cache:
             self.file_cache = heap >> 5
         self.file_cache = max(self.file_cache, 0)
@@ -230,26 +232,6 @@ class Context:
             self.conns[k] = None
         for k in keys:
             del self.conns[k]
-
-    def poll_room(self):
-        """Grow the poll set before the first TLS socket joins it. On the
-        unix port poll keeps an array of file descriptors; when it grows
-        by moving, MicroPython (extmod/modselect.c, poll_set_add_fd) also
-        "moves" the NULL pointer of every member without a descriptor,
-        such as a TLS socket, and the next poll crashes the process:
-        grown now, it never moves below that many. Boards poll without
-        such an array: nothing to do there."""
-        import sys
-        if self._poll_room or sys.platform not in ("linux", "darwin"):
-            return
-        self._poll_room = True
-        p = self.poll
-        keys = range(1 << 20, (1 << 20) + self.max_connections +
-                     len(self._listen) + 8)
-        for k in keys:
-            p.register(k, 0)
-        for k in keys:
-            p.unregister(k)
 
     # -- listen sockets ------------------------------------------------
 
@@ -376,41 +358,12 @@ class Context:
             self._tls_wait.remove(c)
         c.events = 0
 
-    def rekey(self, c, s):
-        """c's socket is now s (wrapped in TLS). Poll keeps watching the
-        TCP socket: polling a TLS socket, which has no descriptor, costs a
-        millisecond per wait on the unix port. After a failed handshake
-        tls lets go of the TCP socket: drop() closes it."""
-        c.tcp = c.sock
-        c.sock = s
-
     def rx_pending(self, c):
         """c has input that poll cannot see (what mbedTLS holds, bytes read
         ahead of an upgrade): its role gets it after this round of events,
         as if just read."""
         if c not in self._pending:
             self._pending.append(c)
-
-    # -- TLS handshake slots (max_tls_handshakes) ----------------------
-
-    def handshake_slot(self, c):
-        """True if c may start its TLS handshake now; else it waits and
-        handshake_done() wakes it."""
-        if self.tls_handshakes < self.max_tls_handshakes:
-            self.tls_handshakes += 1
-            c.handshaking = True
-            return True
-        if c not in self._tls_wait:
-            self._tls_wait.append(c)
-        return False
-
-    def handshake_done(self, c):
-        """c's handshake is over (or c is gone): the next waiter's turn."""
-        if c.handshaking:
-            c.handshaking = False
-            self.tls_handshakes -= 1
-            if self._tls_wait:
-                self._tls_wait.pop(0).update()
 
     # -- the header pool (lws "ah") --------------------------------------
 

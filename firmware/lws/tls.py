@@ -122,20 +122,95 @@ def psk_available():
     return hasattr(tls.SSLContext(tls.PROTOCOL_TLS_SERVER), "server_psk_keys")
 
 
+def poll_room(ctx):
+    """Grow the poll set before the first TLS socket joins it. On the
+    unix port poll keeps an array of file descriptors; when it grows
+    by moving, MicroPython (extmod/modselect.c, poll_set_add_fd) also
+    "moves" the NULL pointer of every member without a descriptor,
+    such as a TLS socket, and the next poll crashes the process:
+    grown now, it never moves below that many. Boards poll without
+    such an array: nothing to do there."""
+    import sys
+    if ctx._poll_room or sys.platform not in ("linux", "darwin"):
+        return
+    ctx._poll_room = True
+    p = ctx.poll
+    keys = range(1 << 20, (1 << 20) + ctx.max_connections +
+                 len(ctx._listen) + 8)
+    for k in keys:
+        p.register(k, 0)
+    for k in keys:
+        p.unregister(k)
+
+
 def wrap(c, sslctx, server_hostname=None):
     """Wrap c's socket in TLS (lws_ssl_...: one place for server and
     client): the server side, or with server_hostname a client checking
     that name. The handshake runs as the connection is read and written.
-    Raises OSError or ValueError (mbedTLS's reason), MemoryError."""
-    c.ctx.poll_room()
+    Raises OSError or ValueError (mbedTLS's reason), MemoryError.
+
+    Poll keeps watching the TCP socket (c.tcp): polling a TLS socket,
+    which has no descriptor, costs a millisecond per wait on the unix
+    port. After a failed handshake tls lets go of the TCP socket: drop()
+    closes it."""
+    poll_room(c.ctx)
     if server_hostname is None:
         s = sslctx.wrap_socket(c.sock, server_side=True,
                                do_handshake_on_connect=False)
     else:
         s = sslctx.wrap_socket(c.sock, server_hostname=server_hostname,
                                do_handshake_on_connect=False)
-    c.ctx.rekey(c, s)
+    c.tcp = c.sock
+    c.sock = s
     c.tls = True
+
+
+# -- TLS handshake slots (Context.max_tls_handshakes) ---------------------
+
+def handshake_slot(c):
+    """True if c may start its TLS handshake now; else it waits and
+    handshake_done() wakes it."""
+    ctx = c.ctx
+    if ctx.tls_handshakes < ctx.max_tls_handshakes:
+        ctx.tls_handshakes += 1
+        c.handshaking = True
+        return True
+    if c not in ctx._tls_wait:
+        ctx._tls_wait.append(c)
+    return False
+
+
+def handshake_done(c):
+    """c's handshake is over (or c is gone): the next waiter's turn."""
+    if c.handshaking:
+        c.handshaking = False
+        ctx = c.ctx
+        ctx.tls_handshakes -= 1
+        if ctx._tls_wait:
+            ctx._tls_wait.pop(0).update()
+
+
+def shake(c):
+    """An HTTP connection's TLS handshake goes on: read where no header
+    buffer is held (a connection that only shakes hands, as a browser's
+    spare ones do, holds none), and give the handshake slot back once
+    the client's second flight is in: the handshake is over then (TLS
+    1.2 and 1.3 alike). True when request bytes came too (kept in
+    c.held)."""
+    ctx = c.ctx
+    buf = ctx.rx_buf()
+    n = c.recv_into(memoryview(buf)[:ctx.max_http_header_data])
+    if n is None:
+        c.flights += 1
+        if c.flights >= 2:
+            handshake_done(c)
+        return False
+    if n == 0:
+        c.drop()
+        return False
+    handshake_done(c)
+    c.held = bytes(memoryview(buf)[:n])
+    return True
 
 
 _PEEK = const(1024)      # of a ClientHello, needed before a handshake slot
@@ -205,12 +280,12 @@ class Sniff(Role):
             c.state = _PEEK_WAIT
             c.deadline = time.ticks_ms()
             return
-        if not ctx.handshake_slot(c):
+        if not handshake_slot(c):
             return  # not reading until handshake_done() wakes us
         try:
             wrap(c, c.vhosts[0].tls_ctx)
         except MemoryError:
-            ctx.handshake_done(c)
+            handshake_done(c)
             import gc
             gc.collect()
             log.warn("heap full: TLS handshake waits")

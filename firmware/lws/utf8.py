@@ -59,8 +59,13 @@ def _prefix_ok(t):
     return True
 
 
+_STEP = const(512)  # checked at once: small blocks, whatever the piece
+
+
 class Utf8:
-    """Validates a message piece by piece; a bad byte fails at once."""
+    """Validates a message piece by piece; a bad byte fails at once.
+    A piece is checked a few hundred bytes at a time, so that a long one
+    needs no block of its size (a fragmented heap may have none)."""
 
     def __init__(self):
         self.carry = b""
@@ -68,6 +73,19 @@ class Utf8:
     def feed(self, piece, final):
         """Check the next piece; False as soon as the text is invalid.
         With final, the message must also end on a whole character."""
+        n = len(piece)
+        if not self.carry and (not n or max(piece) < 0x80):
+            return True  # ASCII: nothing to copy, nothing held back
+        for i in range(0, n, _STEP):
+            if not self._step(piece[i:i + _STEP]):
+                return False
+        if final:
+            tail = self.carry
+            self.carry = b""
+            return not tail
+        return True
+
+    def _step(self, piece):
         data = self.carry + bytes(piece) if self.carry else bytes(piece)
         # hold back an unfinished sequence at the end
         cut = len(data)
@@ -84,12 +102,9 @@ class Utf8:
         tail = data[cut:]
         if tail and not _prefix_ok(tail):
             return False
-        if not _check(data[:cut]):
+        if not _check(data[:cut] if cut < len(data) else data):
             return False
         self.carry = tail
-        if final:
-            self.carry = b""
-            return not tail
         return True
 
 

@@ -203,6 +203,23 @@ def h_lower(req, name):
     return req.h.get(name, "").lower()
 
 
+def _ws():
+    """The WebSocket role, imported at the first upgrade: after a
+    collection (the import needs blocks that garbage may hold), and a
+    heap that cannot take it answers 503, as a full one does."""
+    import sys
+    m = sys.modules.get("lws.roles.ws")
+    if m is None:
+        import gc
+        gc.collect()
+        try:
+            from . import ws as m
+        except MemoryError:
+            gc.collect()
+            raise HttpError(503, "low on memory: try again later")
+    return m
+
+
 def _pick_vhost(vhosts, req):
     if len(vhosts) > 1:
         host = req.h.get("host", "")
@@ -245,8 +262,10 @@ class Http(Role):
             if self._drain(c) and st == _LINGER:
                 c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
             return
-        if c.handshaking and not self._shake(c):
-            return
+        if c.handshaking:
+            from ..tls import shake
+            if not shake(c):
+                return
         if c.inbuf is None:
             buf = c.ctx.ah_get(c)
             if buf is None:
@@ -286,27 +305,6 @@ class Http(Role):
         if (c.state == _REQ and not c.inlen and not r.remaining
                 and r.chunked is None):
             c.release_inbuf()  # the pool's buffer is not needed to answer
-
-    def _shake(self, c):
-        """A TLS handshake goes on: read where no header buffer is held (a
-        connection that only shakes hands, as a browser's spare ones do,
-        holds none), and give the handshake slot back once the client's
-        second flight is in: the handshake is over then (TLS 1.2 and 1.3
-        alike). True when request bytes came too (kept in c.held)."""
-        ctx = c.ctx
-        buf = ctx.rx_buf()
-        n = c.recv_into(memoryview(buf)[:ctx.max_http_header_data])
-        if n is None:
-            c.flights += 1
-            if c.flights >= 2:
-                ctx.handshake_done(c)
-            return False
-        if n == 0:
-            c.drop()
-            return False
-        ctx.handshake_done(c)
-        c.held = bytes(memoryview(buf)[:n])
-        return True
 
     def _drain(self, c):
         """Read and drop what a closing peer still sends; True if it sent."""
@@ -437,8 +435,7 @@ class Http(Role):
         m = vh.find_mount(req.path)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
-            from . import ws
-            ws.upgrade_request(c, req, vh, m)
+            _ws().upgrade_request(c, req, vh, m)
             return
         if m is None:
             raise HttpError(404, "no mount")
