@@ -262,8 +262,11 @@ class FileServe(Protocol):
         if rng is None and req.version == "HTTP/1.1" and not c.tls and \
                 size and not req.remaining and req.chunked is None:
             close = not req.keepalive
-            w = (self._whole_close if close else self._whole)(
-                c.ctx, path, e, size)
+            try:
+                w = (self._whole_close if close else self._whole)(
+                    c.ctx, path, e, size)
+            except MemoryError:
+                w = None  # a heap too full to keep it: sent as any file
             if w is not None:
                 # the fast path: a small file, answered as it was last time
                 head_only = req.method == "HEAD"
@@ -274,8 +277,11 @@ class FileServe(Protocol):
                     known = c.ctx._answers
                     if len(known) >= _CACHED:
                         known.clear()
-                    known[req.raw] = Answer(req.raw, c.vhosts, path, e,
-                                            head_only, close)
+                    try:
+                        known[req.raw] = Answer(req.raw, c.vhosts, path, e,
+                                                head_only, close)
+                    except MemoryError:
+                        pass  # answered; only not remembered
                 return
         if rng is not None and req.method == "GET":
             ifr = hd.get("if-range")
