@@ -4,13 +4,15 @@ import sys
 _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
         [--ping SECS] [--tls-port PORT --cert CERT --key KEY]
+        [--auth-file FILE]      /private/ behind HTTP Basic (lwstool passwd)
         [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
-         "tls-port": None, "cert": None, "key": None, "o": []}
+         "tls-port": None, "cert": None, "key": None, "auth-file": None,
+         "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
     while i < len(argv):
@@ -26,6 +28,20 @@ def _options(argv):
             o[k] = argv[i + 1]
         i += 2
     return o
+
+
+def _private():
+    """/private/'s protocol: a page for whoever the credentials let in."""
+    import lws
+
+    class Private(lws.Protocol):
+        name = "private"
+
+        def on_http(self, conn, req):
+            conn.respond(200, {"Cache-Control": "no-store"},
+                         "<!doctype html><h1>private</h1><p>hello, %s</p>\n"
+                         % req.auth_user)
+    return Private()
 
 
 def _here():
@@ -67,6 +83,11 @@ def main(argv=None):
     # Sec-WebSocket-Protocol header, as lws's callback:// mounts do
     mounts.append(lws.Mount("/echo", "callback://echo"))
     mounts.append(lws.Mount("/status.json", "callback://lws-status"))
+    if o["auth-file"]:
+        mounts.append(lws.Mount("/private", "callback://private",
+                                auth_file=o["auth-file"],
+                                realm="microlws test server"))
+        protocols.append(_private())
     # a test server: its status shows every connection's peer
     protocols += [DumbIncrement(), Mirror(), Echo(), Status(peers=True)]
     vhosts = [lws.Vhost("localhost", int(o["port"]), mounts, protocols,

@@ -59,6 +59,8 @@ class Conn:
     want_write = False
     rx_paused = False
     closed = False
+    #: its client address, while the context counts them (ip_limit_*)
+    ip = None
 
     def __init__(self, ctx, sock, addr, vhosts):
         self.ctx = ctx
@@ -263,7 +265,7 @@ class Conn:
             self.inbuf = None
             self.inlen = 0
             if self.client is None:
-                self.ctx.ah_put(buf)
+                self.ctx.ah_put(buf, self)
 
     # -- close ------------------------------------------------------------
 
@@ -337,6 +339,19 @@ class Conn:
     def send_error(self, status, msg=None, close=False):
         """A short error page (lws_return_http_status)."""
         self.role.send_error(self, status, msg, close)
+
+    def set_cookie(self, name, value, **attrs):
+        """Send a cookie with the response about to start: Path, Domain,
+        Max-Age, Expires, HttpOnly, Secure, SameSite as keyword arguments
+        (path=, domain=, max_age=, expires=, http_only=, secure=,
+        same_site=); ValueError for what a browser would refuse."""
+        from .cookie import set_cookie
+        r = self.req
+        if r is None or r.head_sent:
+            raise ValueError("set_cookie: no response about to start")
+        if r.set_cookies is None:
+            r.set_cookies = []
+        r.set_cookies.append(set_cookie(name, value, **attrs))
 
     # -- the WebSocket API (lws_write and friends) -------------------------
 

@@ -24,6 +24,15 @@ _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
          b"Connection: close\r\nContent-Length: 0\r\n\r\n")
 
 
+def peer_ip(addr):
+    """The client address of an accepted socket's addr, without its port:
+    (ip, port) on the boards, a struct sockaddr (bytes) on the unix port
+    (family, port, then the address)."""
+    if isinstance(addr, tuple):
+        return addr[0]
+    return bytes(addr[:2]) + bytes(addr[4:])
+
+
 class Vhost:
     """A named server on a port, with its mounts and protocols.
 
@@ -124,6 +133,14 @@ class Context:
     #: open connections; when full, a new one takes the place of the one
     #: that has waited longest for its request head, else gets a 503
     max_connections = 64
+    #: connections one client address may hold at once, across vhosts
+    #: (lws ip_limit_wsi; 0: no limit): more are refused at once
+    ip_limit_wsi = 0
+    #: header buffers one client address may hold at once (lws
+    #: ip_limit_ah; 0: no limit): a connection over it gets a 503
+    ip_limit_ah = 0
+    #: {client address: [connections, header buffers]} with a limit set
+    _ips = None
     #: bytes read from a file per write when serving mounts
     file_chunk = 1460
     #: bytes of small files kept with their response heads, so repeated
@@ -216,6 +233,8 @@ class Context:
         self._rx = bytearray(self.rx_buffer_size)
         self._rxmv = memoryview(self._rx)
 
+        if self.ip_limit_wsi or self.ip_limit_ah:
+            self._ips = {}
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
         for vh in self.vhosts:
@@ -265,6 +284,15 @@ class Context:
                     not self._evict() or not self.heap_ok(self.heap_reserve):
                 self._refuse(s, vhosts[0].tls_ctx is None)
                 continue
+            ip = None
+            if self._ips is not None:
+                ip = peer_ip(addr)
+                n = self._ips.get(ip)
+                if n is not None and self.ip_limit_wsi and \
+                        n[0] >= self.ip_limit_wsi:
+                    log.info("ip_limit_wsi: connection refused")
+                    self._refuse(s, vhosts[0].tls_ctx is None)
+                    continue
             s.setblocking(False)
             try:
                 s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
@@ -272,6 +300,9 @@ class Context:
                 pass
             try:
                 c = Conn(self, s, addr, vhosts)
+                if ip is not None:
+                    self._ips.setdefault(ip, [0, 0])[0] += 1
+                    c.ip = ip
                 self.add(c, s)
                 if vhosts[0].tls_ctx is not None:
                     from .tls import SNIFF
@@ -357,6 +388,15 @@ class Context:
         if c in self._tls_wait:
             self._tls_wait.remove(c)
         c.events = 0
+        ip = c.ip
+        if ip is not None:
+            c.ip = None
+            n = self._ips[ip]
+            n[0] -= 1
+            if c.inbuf is not None:
+                n[1] -= 1  # given back after this, uncounted
+            if not n[0]:
+                del self._ips[ip]
 
     def rx_pending(self, c):
         """c has input that poll cannot see (what mbedTLS holds, bytes read
@@ -368,13 +408,26 @@ class Context:
     # -- the header pool (lws "ah") --------------------------------------
 
     def ah_get(self, c):
-        """Give c a header buffer, or queue it and return None."""
+        """Give c a header buffer, or queue it and return None (over
+        ip_limit_ah: a 503, and c is dropped)."""
+        if c.ip is not None and self.ip_limit_ah:
+            n = self._ips[c.ip]
+            if n[1] >= self.ip_limit_ah:
+                log.info("%r: ip_limit_ah: 503", c)
+                try:
+                    c.sock.send(_FULL)
+                except OSError:
+                    pass
+                c.drop()
+                return None
         if self._ah_free:
+            self._ah_taken(c)
             return self._ah_free.pop()
         if self._ah_count < self.max_http_header_pool:
             try:
                 ah = bytearray(self.max_http_header_data)
                 self._ah_count += 1
+                self._ah_taken(c)
                 return ah
             except MemoryError:
                 # the heap allows no more: wait like a full pool
@@ -384,11 +437,20 @@ class Context:
             self._ah_wait.append(c)
         return None
 
-    def ah_put(self, ah):
+    def ah_put(self, ah, c=None):
+        """c gives its header buffer back: the next waiter gets it."""
+        if c is not None and c.ip is not None:
+            self._ips[c.ip][1] -= 1
         if self._ah_wait:
-            self._ah_wait.pop(0).inbuf_ready(ah)
+            w = self._ah_wait.pop(0)
+            self._ah_taken(w)
+            w.inbuf_ready(ah)
         else:
             self._ah_free.append(ah)
+
+    def _ah_taken(self, c):
+        if c.ip is not None:
+            self._ips[c.ip][1] += 1
 
     def rx_buf(self):
         """The read buffer WebSocket, raw and client connections share (a

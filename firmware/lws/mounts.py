@@ -16,13 +16,20 @@ class Mount:
     """
 
     _files = None  # the file server, imported at first use
+    _users = None  # auth_file's users (lws.auth), read at first use
     real_root = None
 
     def __init__(self, mountpoint, origin, default="index.html",
                  cache_max_age=0, extra_mimetypes=None, dotfiles=False,
-                 follow_symlinks=False):
+                 follow_symlinks=False, auth_file=None, realm="microlws"):
         if not mountpoint.startswith("/"):
             raise ValueError("mountpoint must start with /")
+        if '"' in realm or "\\" in realm or min(realm) < " ":
+            raise ValueError("realm: printable, without quotes")
+        #: a credentials file (lwstool passwd): HTTP Basic for everything
+        #: under the mountpoint, WebSocket upgrades too
+        self.auth_file = auth_file
+        self.realm = realm
         self.mountpoint = mountpoint.rstrip("/")
         self.origin = origin
         self.default = default

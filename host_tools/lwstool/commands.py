@@ -364,6 +364,37 @@ def _test_parser(p):
                    help="passed on to pytest (after --)")
 
 
+def _passwd(s, args):
+    from . import passwd
+    if args.delete:
+        passwd.remove_user(args.file, args.user)
+        print("%s: %s removed" % (args.file, args.user))
+        return
+    passwd.check_user(args.user)
+    if args.password_stdin:
+        pw = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+        pw = getpass.getpass("password for %s: " % args.user)
+        if getpass.getpass("again: ") != pw:
+            raise LwsToolError("passwd: the two passwords differ")
+    passwd.set_user(args.file, args.user, pw, args.iterations)
+    print("%s: %s set" % (args.file, args.user))
+
+
+def _passwd_parser(p):
+    p.add_argument("file", help="the credentials file (a mount's "
+                   "auth_file)")
+    p.add_argument("user")
+    p.add_argument("--delete", "-d", action="store_true",
+                   help="remove the user")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from stdin (one line)")
+    p.add_argument("--iterations", type=int, default=1000,
+                   help="PBKDF2 rounds (default 1000: some 0.2 s on an "
+                   "ESP32, once per client)")
+
+
 COMMANDS = {
     "devs": (_devs, lambda p: None, "list serial ports and running "
              "virtual boards"),
@@ -383,4 +414,6 @@ COMMANDS = {
     "emulate": (_emulate, _emulate_parser,
                 "a virtual board: the unix port on a pty"),
     "test": (_test, _test_parser, "integration tests against a board"),
+    "passwd": (_passwd, _passwd_parser, "add, change or remove a user of "
+               "a basic-auth mount's credentials file"),
 }

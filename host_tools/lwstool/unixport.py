@@ -55,8 +55,11 @@ def environment(path=None):
 
 
 def server_args(port=7681, docroot=None, debug=None, timeout=None,
-                pool=None, iface=None, tls_port=None, cert=None, key=None):
+                pool=None, iface=None, tls_port=None, cert=None, key=None,
+                auth_file=None):
     a = ["-p", port]
+    if auth_file:
+        a += ["--auth-file", Path(auth_file).resolve()]
     if tls_port:
         if cert is None:
             from .certs import ensure_cert
@@ -92,6 +95,14 @@ def serve(heap=None, path=None, source=False, **kw):
         from . import mpy
         mpy.build()
         path = mpy.BUILD
+    if "auth_file" not in kw and not kw.get("docroot"):
+        # /private/ behind credentials made on first use, as the
+        # certificate is
+        from . import passwd
+        kw["auth_file"] = REPO / "build" / "auth" / "passwd"
+        user, pw = passwd.ensure(kw["auth_file"])
+        print("lwstool: /private/ asks for user %s, password %s (%s)"
+              % (user, pw, kw["auth_file"]), flush=True)
     return foreground(start_server(heap=heap, path=path, **kw))
 
 

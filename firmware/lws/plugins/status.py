@@ -4,13 +4,25 @@ as JSON (e.g. /status.json).
 
 What is public is the application's choice: by default the uptime, the
 heap and how many connections there are per role and protocol;
-Status(peers=True) adds each connection's peer address and port."""
+Status(peers=True) adds each connection's peer address and port, and
+with the context's ip_limit_wsi / ip_limit_ah the connections and header
+buffers each client address holds."""
 import gc
 import json
 import time
 from lws import Protocol
 
 _PERIOD_MS = const(1000)
+
+
+def _ip_text(k):
+    """A client address as the context counts it (lws.context.peer_ip),
+    as text."""
+    if isinstance(k, str):
+        return k
+    import socket
+    a = socket.sockaddr(k[:2] + b"\0\0" + k[2:])
+    return socket.inet_ntop(a[0], a[1])
 
 
 class Status(Protocol):
@@ -39,6 +51,11 @@ class Status(Protocol):
         d = {"uptime_ms": time.ticks_diff(time.ticks_ms(), self.t0),
              "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free()},
              "count": len(ctx.conns), "roles": roles, "protocols": protos}
+        if ctx._ips is not None:
+            d["ip_limits"] = {"wsi": ctx.ip_limit_wsi, "ah": ctx.ip_limit_ah}
+            if conns is not None:
+                d["per_ip"] = {_ip_text(k): {"conns": n[0], "ah": n[1]}
+                               for k, n in ctx._ips.items()}
         if conns is not None:
             d["connections"] = conns
         return json.dumps(d)

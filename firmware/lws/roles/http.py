@@ -52,6 +52,11 @@ class Request:
     out_left = -1
     f = None
     _all = None
+    _cookies = None
+    #: the user a mount's auth_file let in (lws.auth)
+    auth_user = None
+    #: Set-Cookie values for the response (conn.set_cookie)
+    set_cookies = None
     #: the head as it came (bytes)
     raw = None
 
@@ -82,6 +87,15 @@ class Request:
         """The query string as a dict (urldecoded)."""
         from ..util import parse_qs
         return parse_qs(self.query)
+
+    @property
+    def cookies(self):
+        """The Cookie header as a dict {name: value} (parsed on first use)."""
+        d = self._cookies
+        if d is None:
+            from ..cookie import parse
+            d = self._cookies = parse(self.h.get("cookie", ""))
+        return d
 
 
 def parse_head(head):
@@ -429,10 +443,20 @@ class Http(Role):
             c.respond(204, {"Allow": "GET, HEAD, POST, PUT, DELETE, "
                             "OPTIONS, PATCH"})
             return
+        p = req.path
+        if "%" in p or "/." in p or "//" in p:
+            # mounts (and their auth) are matched on what the path means,
+            # not on how it is spelled
+            from ..util import canonical_path
+            req.path = canonical_path(p)
         for f in vh.filters:
             if f(c, req):
                 return  # answered by the filter
         m = vh.find_mount(req.path)
+        if m is not None and m.auth_file is not None:
+            from ..auth import allowed
+            if not allowed(c, req, m):
+                return  # asked for credentials (401), or to wait (429)
         if "websocket" in h_lower(req, "upgrade") and \
                 "upgrade" in h_lower(req, "connection"):
             _ws().upgrade_request(c, req, vh, m)
@@ -535,6 +559,9 @@ class Http(Role):
                     headers = headers.items()
                 for k, v in headers:
                     p.append("%s: %s\r\n" % (k, v))
+        if req.set_cookies:
+            for v in req.set_cookies:
+                p.append("Set-Cookie: %s\r\n" % v)
         if c.tls:
             sts = req.vhost.sts if req.vhost else None
             if sts:
