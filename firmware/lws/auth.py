@@ -159,7 +159,7 @@ def allowed(c, req, m):
     u = m._users
     if u is None:
         u = m._users = Users(m.auth_file)
-    from .context import peer_ip
+    from .conn import peer_ip
     ip = peer_ip(c.addr)
     w = u.wait(ip)
     if w:

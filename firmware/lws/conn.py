@@ -10,6 +10,15 @@ _POLLHUP = const(16)
 _EAGAIN = const(11)
 
 
+def peer_ip(addr):
+    """The client address of an accepted socket's addr, without its port:
+    (ip, port) on the boards, a struct sockaddr (bytes) on the unix port
+    (family, port, then the address)."""
+    if isinstance(addr, tuple):
+        return addr[0]
+    return bytes(addr[:2]) + bytes(addr[4:])
+
+
 class Conn:
     """A connection (lws "wsi"); its role does the protocol work.
 
@@ -291,7 +300,7 @@ class Conn:
             if p is not None and p.children and self in p.children:
                 p.children.remove(self)
             if self.handshaking:
-                from .tls import handshake_done
+                from .tls_slots import handshake_done
                 handshake_done(self)
             self.role.dropped(self)
         except Exception as e:

@@ -9,7 +9,7 @@ import select
 import socket
 import time
 from . import log
-from .conn import Conn
+from .conn import Conn, peer_ip
 from .roles import http
 
 _POLLIN = const(1)
@@ -22,15 +22,6 @@ _ACCEPT_BURST = const(8)
 _EVICT_MS = const(50)  # a new connection gets this long to start its head
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
          b"Connection: close\r\nContent-Length: 0\r\n\r\n")
-
-
-def peer_ip(addr):
-    """The client address of an accepted socket's addr, without its port:
-    (ip, port) on the boards, a struct sockaddr (bytes) on the unix port
-    (family, port, then the address)."""
-    if isinstance(addr, tuple):
-        return addr[0]
-    return bytes(addr[:2]) + bytes(addr[4:])
 
 
 class Vhost:

@@ -39,18 +39,17 @@ def canonical_path(p):
     """The request path as mounts are matched on it (RFC 3986 6.2.2):
     escapes of unreserved characters decoded ("/%61dmin" is "/admin"),
     empty and "." segments dropped ("//admin/./x" is "/admin/x"), the
-    other escapes left for the mount to decode. Raises HttpError: 400
-    for a bad escape, 403 for a ".." segment (none is resolved)."""
-    from .httpmsg import HttpError
+    other escapes left for the mount to decode. None for a ".."
+    segment (none is resolved); ValueError(reason) for a bad escape."""
     if "%" in p:
         parts = p.split("%")
         out = [parts[0]]
         for x in parts[1:]:
             if len(x) < 2 or x[0] not in _HEX or x[1] not in _HEX:
-                raise HttpError(400, "bad escape")
+                raise ValueError("bad escape")
             ch = chr(int(x[:2], 16))
             if ch == "\x00":
-                raise HttpError(400, "NUL in path")
+                raise ValueError("NUL in path")
             if ch.isalpha() and ch < "\x80" or ch.isdigit() or ch in "-._~":
                 out.append(ch + x[2:])
             else:
@@ -59,7 +58,7 @@ def canonical_path(p):
     segs = []
     for s in p.split("/"):
         if s == "..":
-            raise HttpError(403, "path outside the mount")
+            return None
         if s and s != ".":
             segs.append(s)
     q = "/" + "/".join(segs)

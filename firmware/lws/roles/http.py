@@ -277,7 +277,7 @@ class Http(Role):
                 c.deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
             return
         if c.handshaking:
-            from ..tls import shake
+            from ..tls_slots import shake
             if not shake(c):
                 return
         if c.inbuf is None:
@@ -448,7 +448,13 @@ class Http(Role):
             # mounts (and their auth) are matched on what the path means,
             # not on how it is spelled
             from ..util import canonical_path
-            req.path = canonical_path(p)
+            try:
+                p = canonical_path(p)
+            except ValueError as e:
+                raise HttpError(400, e.args[0])
+            if p is None:
+                raise HttpError(403, "path outside the mount")
+            req.path = p
         for f in vh.filters:
             if f(c, req):
                 return  # answered by the filter
