@@ -443,3 +443,33 @@ def test_our_client_without_deflate_refuses_it(tmp_path):
     port = _fake_server("permessage-deflate; server_no_context_takeover")
     out = _client(tmp_path, "ws://127.0.0.1:%d/" % port, opts=False)
     assert "error server chose an extension we did not offer" in out, out
+
+
+def test_make_client_echo_deflate_offers_it(tmp_path):
+    """`make client URL=... ECHO=1 DEFLATE=1`: the echo client offers
+    permessage-deflate and echoes compressed messages back."""
+    import subprocess
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    seen = []
+
+    async def handler(ws):
+        seen.append(ws.response.headers.get("Sec-WebSocket-Extensions"))
+        for m in ["hello", TEXT, TEXT * 10]:
+            await ws.send(m)
+            assert await ws.recv() == m
+        await ws.close()
+
+    async def go():
+        async with websockets.serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            env = dict(os.environ, PYTHONPATH=str(repo / "host_tools"))
+            env.pop("MAKEFLAGS", None)
+            env.pop("MAKELEVEL", None)
+            return await asyncio.to_thread(
+                subprocess.run, ["make", "-s", "client", "URL=ws://127.0.0.1:%d/"
+                                 % port, "ECHO=1", "DEFLATE=1"], cwd=str(repo),
+                capture_output=True, text=True, timeout=60, env=env)
+    r = run(go())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert seen and seen[0].startswith("permessage-deflate"), seen
