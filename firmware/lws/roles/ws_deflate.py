@@ -46,14 +46,23 @@ class Options:
     #: the largest window (bits) the peer may compress with: our inflater
     #: takes 2**rx_window_bits bytes while a message is being received
     #: (the client_max_window_bits a server answers, the
-    #: server_max_window_bits a client offers)
-    rx_window_bits = 15
-    #: our compressor's window (bits) at most
-    tx_window_bits = 15
+    #: server_max_window_bits a client offers); 0: what a 16th of the
+    #: heap holds (15 on the unix port, 12 on an ESP32, 11 on an ESP8266)
+    rx_window_bits = 0
+    #: our compressor's window (bits) at most (0: as rx_window_bits)
+    tx_window_bits = 0
     #: messages shorter than this go uncompressed (0: never compress)
     compress_min = 64
 
     def __init__(self, opts=None):
+        if not self.rx_window_bits or not self.tx_window_bits:
+            import gc
+            room = (gc.mem_free() + gc.mem_alloc()) >> 4
+            bits = 9
+            while bits < 15 and 2 << bits <= room:
+                bits += 1
+            self.rx_window_bits = self.rx_window_bits or bits
+            self.tx_window_bits = self.tx_window_bits or bits
         if isinstance(opts, dict):
             for k in opts:
                 set_option(self, k, opts[k])
