@@ -18,6 +18,7 @@ PROTOCOL ?=
 ECHO ?=
 COUNT ?=
 SEND ?=
+DEFLATE ?=
 
 # a value as one single-quoted shell word (URLs carry ? and &)
 shq = '$(subst ','\'',$(1))'
@@ -28,7 +29,7 @@ help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
 	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=160K LOGLEVEL=15 MICROPYTHON=path"
 	@echo "make client URL=ws://host:port/path   the test client on the unix port"
-	@echo "            PROTOCOL=name ECHO=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
+	@echo "            PROTOCOL=name ECHO=1 DEFLATE=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
 	@echo "make bench  speed and memory against Microdot and a raw socket loop"
 	@echo "make unix32 the 32-bit unix port with lws frozen (build/unix32/<board>/micropython)"
@@ -96,6 +97,7 @@ client: setup
 	$(BIN)/lwstool client $(call shq,$(URL)) \
 	    $(if $(PROTOCOL),--protocol $(call shq,$(PROTOCOL))) \
 	    $(if $(filter-out 0,$(ECHO)),--echo) \
+	    $(if $(filter-out 0,$(DEFLATE)),--deflate) \
 	    $(if $(COUNT),--count $(COUNT)) \
 	    $(if $(SEND),--send $(call shq,$(SEND))) \
 	    $(if $(HEAP),--heap $(HEAP)) \

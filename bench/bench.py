@@ -798,7 +798,8 @@ def options(argv):
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
-    ap.add_argument("--skip", choices=("http", "ws", "tls"), action="append",
+    ap.add_argument("--skip", choices=("http", "ws", "tls", "deflate"),
+                    action="append",
                     default=[], help="leave out the HTTP or the WebSocket "
                     "measurements (repeatable)")
     ap.add_argument("--no-heap-search", action="store_true",
@@ -878,8 +879,14 @@ def main(argv=None):
                                            quick=opts.quick)
         except Exception as e:  # a failed part must not hide the rest
             res["tls"] = {"error": repr(e)}
+    if "deflate" not in (opts.skip or ()):
+        import deflate_bench
+        log("bench: permessage-deflate: heap per connection, 64 KiB echo")
+        res["deflate"] = deflate_bench.run_all()
     took = time.monotonic() - t0
     report(res, opts, took)
+    if "deflate" in res:
+        print(deflate_bench.table(res["deflate"]))
     if "tls" in res:
         print(tls_bench.table(res["tls"]) if "error" not in res["tls"]
               else "\nTLS: failed: %s" % res["tls"]["error"])

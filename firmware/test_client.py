@@ -18,7 +18,7 @@ Exit status: 0 when the connection ends (after the close handshake, after
 import sys
 
 _USAGE = """usage: micropython test_client.py URL [--protocol NAME] [--echo]
-        [-d LOGLEVEL] [--count N] [--send TEXT]"""
+        [--deflate] [-d LOGLEVEL] [--count N] [--send TEXT]"""
 
 
 def _usage(code):
@@ -28,9 +28,9 @@ def _usage(code):
 
 def _options(argv):
     o = {"url": None, "protocol": None, "echo": False, "debug": None,
-         "count": None, "send": None}
+         "count": None, "send": None, "deflate": False}
     alias = {"-d": "debug"}
-    flags = ("echo",)
+    flags = ("echo", "deflate")
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -177,7 +177,7 @@ def main(argv=None):
     subprotocols = [o["protocol"]] if o["protocol"] else []
     try:
         ctx.connect(o["url"], proto, subprotocols=subprotocols,
-                    keepalive=False)
+                    keepalive=False, deflate=o["deflate"])
     except ValueError as e:
         sys.stderr.write("test_client: %s\n" % e)
         return 1

@@ -1,5 +1,6 @@
 # lws as frozen for esp8266 boards: the server core, WebSockets, the WLAN
-# slot manager and the small plugins; no TLS, no deflate, no clients (the
+# slot manager and the small plugins (permessage-deflate frozen but off
+# unless Vhost(ws_deflate=...) asks); no TLS, no clients (the
 # "deploy" list in profile.json says the same for file deploys). Included
 # by manifest.py here, and by the 32-bit unix build (make unix32), so the
 # emulation freezes exactly what the board does. Paths are relative to
@@ -29,6 +30,7 @@ package(
         "roles/http.py",
         "roles/raw.py",
         "roles/ws.py",
+        "roles/ws_deflate.py",
         "plugins/__init__.py",
         "plugins/captive.py",
         "plugins/echo.py",

@@ -42,6 +42,9 @@ class Vhost:
     tls_psk = None
     #: Strict-Transport-Security on TLS responses: True, or max-age secs
     sts = False
+    #: permessage-deflate (RFC 7692): True, False, or a dict of its
+    #: options (lws.roles.ws_deflate.Options); None: on, except on esp8266
+    ws_deflate = None
     #: callables f(conn, req) a request meets before it is routed to a
     #: mount, in order (lws FILTER_HTTP_CONNECTION): one that answers it
     #: returns True (see add_filter)
@@ -454,7 +457,7 @@ class Context:
     def connect(self, url, protocol, method=None, headers=(), body=None,
                 subprotocols=(), origin=None, parent=None, proxy=None,
                 redirects=0, keepalive=True, ca=None, insecure=False,
-                psk=None):
+                psk=None, deflate=False):
         """Connect out; returns the connection at once. Its outcome reaches
         the protocol: on_client_established (WebSocket),
         on_client_http_response (HTTP, or a ws:// URL with a method),
@@ -466,12 +469,13 @@ class Context:
         https/wss: the server's certificate is checked against ca (a PEM or
         DER file or bytes) and its name against the host; insecure=True
         skips both (self-signed test servers only); psk=(identity, key)
-        uses TLS-PSK instead of certificates.
+        uses TLS-PSK instead of certificates. deflate: offer
+        permessage-deflate (True, or a dict of its options).
         """
         from .roles.client import new_client
         return new_client(self, url, protocol, method, headers, body,
                           subprotocols, origin, parent, proxy, redirects,
-                          keepalive, ca, insecure, psk)
+                          keepalive, ca, insecure, psk, deflate)
 
     def file_buf(self):
         """The one buffer every connection reads files through."""

@@ -50,6 +50,9 @@ class Protocol:
     rx_buffer_size = 4096
     #: larger WebSocket messages close the connection with 1009 (0: any)
     max_message_size = 0
+    #: permessage-deflate on this protocol's connections: None, as the
+    #: vhost says (Vhost ws_deflate); False: never (a few bytes a message)
+    ws_deflate = None
 
     def new_user(self, conn):
         """Per-connection user data (lws per_session_data)."""

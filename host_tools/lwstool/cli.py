@@ -65,6 +65,8 @@ def _client(s, args):
         a += ["--protocol", args.protocol]
     if args.echo:
         a.append("--echo")
+    if args.deflate:
+        a.append("--deflate")
     if args.debug is not None:
         a += ["-d", args.debug]
     if args.count is not None:
@@ -89,6 +91,8 @@ def _client_parser(p):
     p.add_argument("--echo", action="store_true",
                    help="send every message back as it came (a "
                    "conformance suite's echo client)")
+    p.add_argument("--deflate", action="store_true",
+                   help="offer permessage-deflate (RFC 7692)")
     p.add_argument("--count", type=int,
                    help="close and exit after this many messages")
     p.add_argument("--send", help="send this text message once connected")

@@ -11,6 +11,8 @@ _ELEMENTS = const(16)    # messages the ring holds
 class Mirror(Protocol):
     name = "lws-mirror-protocol"
     rx_buffer_size = _MAX
+    # drawing commands of a few dozen bytes: nothing to compress
+    ws_deflate = False
     max_message_size = _MAX
 
     def __init__(self):

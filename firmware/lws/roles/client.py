@@ -46,6 +46,7 @@ class ClientState:
     reused = False
     out_chunked = False
     proxy_addr = None
+    deflate = None         # permessage-deflate options, when offered
 
 
 def parse_response_head(head):
@@ -157,6 +158,9 @@ class Client(Role):
                     cl.subprotocols)
             if cl.origin:
                 h += "Origin: %s\r\n" % cl.origin
+            if cl.deflate is not None:
+                from .ws_deflate import offer
+                h += "Sec-WebSocket-Extensions: %s\r\n" % offer(cl.deflate)
         for k, v in cl.headers:
             h += "%s: %s\r\n" % (k, v)
         body = cl.body
@@ -404,16 +408,25 @@ class Client(Role):
                 ws.accept_key(cl.key).decode():
             self.client_error(c, "bad Sec-WebSocket-Accept")
             return
-        if headers.get("sec-websocket-extensions"):
-            self.client_error(c, "server chose an extension we did not offer")
-            return
+        pmd = None
+        ext = headers.get("sec-websocket-extensions")
+        if ext:
+            if cl.deflate is None:
+                self.client_error(c, "server chose an extension we did not "
+                                  "offer: " + ext)
+                return
+            from .ws_deflate import agree
+            pmd, why = agree(ext, cl.deflate)
+            if pmd is None:
+                self.client_error(c, why)
+                return
         p = headers.get("sec-websocket-protocol")
         if p is not None and p not in cl.subprotocols:
             self.client_error(c, "server chose a protocol we did not offer: " + p)
             return
         cl.established = True
         c.subprotocol = p
-        ws.start_client(c, c.proto, left)
+        ws.start_client(c, c.proto, left, pmd)
 
     # -- ends ------------------------------------------------------------
 
@@ -486,7 +499,7 @@ def _setup(cl, url):
 
 def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
                parent, proxy, redirects, keepalive, ca=None, insecure=False,
-               psk=None):
+               psk=None, deflate=False):
     from ..conn import Conn
     if isinstance(proto, str):
         p = ctx.vhosts[0].protocol(proto) if ctx.vhosts else None
@@ -507,6 +520,9 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     cl.ca = ca
     cl.insecure = insecure
     cl.psk = psk
+    if deflate:
+        from .ws_deflate import Options
+        cl.deflate = Options(deflate)
     _setup(cl, url)
     if proxy:
         from ..uri import parse_uri, userinfo

@@ -32,6 +32,7 @@ _DONE = const(2)         # close handshake over: flush, then hang up
 _FAILED = const(3)       # failed: our close is out, input is dropped
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_RSV1 = const(0x40)  # the frame's message is compressed (RFC 7692)
 
 
 def accept_key(key):
@@ -83,6 +84,8 @@ class State:
     after = 0         # bytes of this read after the piece delivered
     utf8 = None
     carry = b""       # header bytes that arrived without the rest
+    z = False         # the message is compressed (RSV1 on its first frame)
+    pmd = None        # permessage-deflate, when negotiated (ws_deflate)
     # connection
     status = _OPEN
     peer_closed = False
@@ -119,13 +122,28 @@ def upgrade(c, req, proto):
             ("Sec-WebSocket-Accept", accept_key(key.encode()).decode())]
     if req.ws_protocol:
         hdrs.append(("Sec-WebSocket-Protocol", proto.name))
+    pmd = None
+    exts = h.get("sec-websocket-extensions")
+    opts = getattr(req, "ext_opts", None) or c.vhost.ws_deflate
+    if opts is None:
+        import sys
+        opts = sys.platform != "esp8266"  # its heap: off unless asked
+    if exts and opts and proto.ws_deflate is not False and \
+            "permessage-deflate" in exts:
+        from . import ws_deflate as wd
+        r = wd.accept(exts, opts if isinstance(opts, wd.Options)
+                      else wd.Options(opts))
+        if r is not None:
+            hdrs.append(("Sec-WebSocket-Extensions", r[0]))
+            pmd = r[1]
     c.send(b"HTTP/1.1 101 Switching Protocols\r\n" + "".join(
         "%s: %s\r\n" % kv for kv in hdrs).encode() + b"\r\n")
     log.info("%r: WebSocket '%s'", c, proto.name)
     c.ws = State()
+    c.ws.pmd = pmd
     c.proto = proto
     c.user = proto.new_user(c)
-    c.transition(ROLE)
+    c.transition(ROLE if pmd is None or not pmd.compress_min else ROLE_Z)
     proto.on_established(c)
     return True
 
@@ -164,10 +182,13 @@ def upgrade_request(c, req, vh, m):
             c.ctx.rx_pending(c)
 
 
-def start_client(c, proto, left):
-    """The client's handshake succeeded: frames from now on."""
+def start_client(c, proto, left, pmd=None):
+    """The client's handshake succeeded: frames from now on (pmd: the
+    permessage-deflate agreement)."""
     c.ws = State()
-    c.transition(CLIENT)
+    c.ws.pmd = pmd
+    c.transition(CLIENT if pmd is None or not pmd.compress_min
+                 else CLIENT_Z)
     proto.on_client_established(c)
     if left and not c.closed:
         c.ws.carry = left
@@ -181,6 +202,7 @@ class Ws(Role):
     name = "ws"
     #: the mask bit the peer's frames must carry (RFC 6455 5.1)
     peer_mask = 0x80
+    error = WsError
 
     def start(self, c):
         self.idle(c)
@@ -237,6 +259,8 @@ class Ws(Role):
 
     def dropped(self, c):
         c.ws.buf = None
+        if c.ws.pmd is not None:
+            c.ws.pmd.reset()
         c.proto.on_closed(c)
 
     # -- sending ----------------------------------------------------------
@@ -406,7 +430,7 @@ class Ws(Role):
         ln = b1 & 127
         need = 2 + (2 if ln == 126 else 8 if ln == 127 else 0) + 4
         if b0 & 0x70:
-            raise WsError(1002, "reserved bits set")
+            self.rsv(ws, b0, op)
         masked = b1 & 0x80
         if masked != self.peer_mask:
             raise WsError(1002, "masked server frame" if masked
@@ -442,9 +466,11 @@ class Ws(Role):
                 ws.msg_len = 0
                 ws.first = True
                 ws.text = op == OP_TEXT and c.ctx.ws_validate_utf8
+                if b0 & _RSV1:
+                    ws.z = True
             mx = c.proto.max_message_size
             ws.msg_len += ln
-            if mx and ws.msg_len > mx:
+            if mx and ws.msg_len > mx and not ws.z:
                 raise WsError(1009, "message too big")
         ws.op = op
         ws.fin = fin
@@ -458,6 +484,16 @@ class Ws(Role):
             ws.key = bytes(buf[ws.koff:ws.koff + 4])
             ws.koff = 0
         return need
+
+    def rsv(self, ws, b0, op):
+        """RSV bits are set: only RSV1, on the first frame of a data
+        message, with permessage-deflate (RFC 7692 6)."""
+        if b0 & 0x30 or ws.pmd is None:
+            raise WsError(1002, "reserved bits set")
+        if op >= 8:
+            raise WsError(1002, "RSV1 on a control frame")
+        if op == OP_CONT:
+            raise WsError(1002, "RSV1 on a continuation frame")
 
     def payload(self, c, ws, buf, pos, k):
         """k payload bytes at buf[pos:]: unmask, then deliver or gather."""
@@ -480,6 +516,9 @@ class Ws(Role):
         if ws.status != _OPEN:
             return  # data after our close: dropped
         last = ws.left == 0 and ws.fin
+        if ws.z:
+            ws.pmd.rx(self, c, ws, mv, last)
+            return
         if ws.text:
             u = ws.utf8
             if u is None and len(mv) and max(mv) >= 0x80:
@@ -630,5 +669,50 @@ class WsClient(Ws):
         c.proto.on_client_receive(c, data)
 
 
+def _send_z(base):
+    """send() of a connection whose messages may go compressed: a whole
+    message above compress_min, when deflating makes it shorter."""
+    def send(self, c, op, data, fin=True):
+        z = c.ws.pmd
+        m = z.compress_min
+        if m and fin and (op == OP_TEXT or op == OP_BINARY) and \
+                len(data) >= m and c.ws.status == _OPEN:
+            d = z.deflate(data)
+            if d is not None:
+                op |= _RSV1
+                data = d
+        base.send(self, c, op, data, fin)
+    return send
+
+
+class WsZ(Ws):
+    send = _send_z(Ws)
+
+
+class WsClientZ(WsClient):
+    send = _send_z(WsClient)
+
+
+def set_extension_option(c, ext, name, value):
+    """lws_set_extension_option: before the upgrade is answered (from
+    on_filter_protocol_connection), what this connection accepts; after
+    it, compress_min of its own messages (0: send uncompressed)."""
+    if ext != "permessage-deflate":
+        raise ValueError("no extension " + ext)
+    from . import ws_deflate as wd
+    if c.ws is None:
+        req = c.req
+        o = getattr(req, "ext_opts", None)
+        if o is None:
+            o = req.ext_opts = wd.Options(c.vhost.ws_deflate)
+        wd.set_option(o, name, value)
+    elif c.ws.pmd is not None:
+        if name != "compress_min":
+            raise ValueError(name + " is agreed already")
+        wd.set_option(c.ws.pmd, name, value if wd.CAN_COMPRESS else 0)
+
+
 ROLE = Ws()
 CLIENT = WsClient()
+ROLE_Z = WsZ()
+CLIENT_Z = WsClientZ()
