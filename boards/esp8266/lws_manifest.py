@@ -1,9 +1,9 @@
 # lws as frozen for esp8266 boards: the server core, WebSockets, the WLAN
-# slot manager and the small plugins; no TLS, no deflate, no clients (the
-# "deploy" list in profile.json says the same for file deploys). Included
-# by manifest.py here, and by the 32-bit unix build (make unix32), so the
-# emulation freezes exactly what the board does. Paths are relative to
-# this file.
+# slot manager, form parsing (spa) and the small plugins; no TLS, no
+# deflate, no clients (the "deploy" list in profile.json says the same for
+# file deploys). Included by manifest.py here, and by the 32-bit unix build
+# (make unix32), so the emulation freezes exactly what the board does.
+# Paths are relative to this file.
 package(
     "lws",
     files=(
@@ -19,6 +19,7 @@ package(
         "mounts.py",
         "protocol.py",
         "ring.py",
+        "spa.py",
         "uri.py",
         "utf8.py",
         "util.py",
