@@ -430,7 +430,7 @@ def safe_name(name, maxlen=_MAX_FILENAME):
 
 class Saver:
     """A file written under a temporary name beside it (.<name>.<n>.part):
-    close() renames it into place, discard() removes it, so a broken
+    commit() renames it into place, discard() removes it, so a broken
     upload leaves nothing half-written."""
 
     def __init__(self, path):
@@ -443,11 +443,16 @@ class Saver:
         self.f.write(data)
 
     def close(self):
-        """Into place (replacing a file of that name); returns the path."""
-        import os
+        """All written: the file closed, still under its temporary name."""
         f = self.f
         self.f = None
-        f.close()
+        if f is not None:
+            f.close()
+
+    def commit(self):
+        """Into place (replacing a file of that name); returns the path."""
+        import os
+        self.close()
         try:
             os.rename(self.tmp, self.path)
         except OSError:
@@ -462,13 +467,10 @@ class Saver:
 
     def discard(self):
         import os
-        f = self.f
-        self.f = None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
+        try:
+            self.close()
+        except OSError:
+            pass
         if self.tmp is not None:
             try:
                 os.remove(self.tmp)
@@ -481,8 +483,10 @@ class Form(Spa):
     """The simple case, made in on_http: small values gathered in
     form.fields ({name: str, or bytes if not UTF-8}; the last of a name
     wins), files listed in form.files (Parts) and, with save_to, saved in
-    that folder under their sanitised names (part.path). Errors are
-    answered on conn (4xx, then the connection closes)."""
+    that folder under their sanitised names (part.path): each is put in
+    place only when the whole form has arrived well, so a form answered
+    with an error leaves no file. Errors are answered on conn (4xx, then
+    the connection closes)."""
 
     def __init__(self, conn, save_to=None, **limits):
         self.conn = conn
@@ -491,6 +495,7 @@ class Form(Spa):
         self.files = []
         self.failed = False
         self._val = self._f = None
+        self._saved = []
         req = conn.req
         try:
             Spa.__init__(self, req.h.get("content-type"), **limits)
@@ -556,11 +561,22 @@ class Form(Spa):
                 pass
             self.fields[part.name] = v
         elif self._f is not None:
+            f = self._f
+            self._saved.append((part, f))
+            self._f = None
             try:
-                part.path = self._f.close()
+                f.close()
             except OSError as e:
                 raise HttpError(500, "cannot save the upload (%s)" % e)
-            self._f = None
+
+    def on_form_end(self):
+        try:
+            for part, f in self._saved:
+                part.path = f.commit()
+        except OSError as e:
+            self.on_abort(None)
+            raise HttpError(500, "cannot save the upload (%s)" % e)
+        self._saved = []
 
     def on_abort(self, part):
         self._val = None
@@ -568,3 +584,6 @@ class Form(Spa):
         self._f = None
         if f is not None:
             f.discard()
+        for _, f in self._saved:
+            f.discard()
+        self._saved = []
