@@ -627,3 +627,84 @@ def test_timed_out_mid_upload_leaves_no_file(ft, up):
         assert recv_all(s) == b""  # hung up on, no answer
     assert leftovers(up) == []
     assert ft.alive()
+
+
+def test_readme_example(tmp_path):
+    """The README's upload protocol, run as it is written (its port and
+    folder changed), against curl."""
+    from conftest import REPO, free_port, wait_port
+    import re
+    text = (REPO / "README.md").read_text()
+    sec = text[text.index("### Forms and uploads"):]
+    code = re.search(r"```python\n(.*?)```", sec, re.S).group(1)
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    code = code.replace("port=80", "port=%d" % port).replace(
+        '"/data"', repr(str(tmp_path / "data")))
+    (tmp_path / "app.py").write_text(code)
+    srv = start(tmp_path, script=tmp_path / "app.py", port=port)
+    try:
+        wait_port(port)
+        (tmp_path / "f.txt").write_bytes(b"uploaded\n")
+        out = curl("-F", "note=hi", "-F", "f=@%s" % (tmp_path / "f.txt"),
+                   "http://127.0.0.1:%d/up" % port).stdout
+        assert out == ("note='hi' files=[('f.txt', 9, %r)]"
+                       % str(tmp_path / "data" / "f.txt")).encode()
+        assert (tmp_path / "data" / "f.txt").read_bytes() == b"uploaded\n"
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"x" * (300 * 1024))
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "-F",
+                 "f=@%s" % big, "http://127.0.0.1:%d/up" % port, ok=False)
+        assert r.stdout == b"413"
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == \
+            ["f.txt"]
+        assert b"<form" in curl("http://127.0.0.1:%d/up" % port).stdout
+    finally:
+        srv.stop()
+
+
+def test_frozen_on_the_esp8266_build_in_a_small_heap():
+    """On the esp8266's 32-bit build (lws.spa frozen, as on the board) the
+    import takes under 3 KB of heap, and a 1 MiB file streams through the
+    parser, hashed piece by piece, in a 16 KB heap."""
+    from lwstool import unix32
+    from lwstool.errors import LwsToolError
+    why = unix32.missing()
+    if why:
+        pytest.skip("no 32-bit build: " + why)
+    try:
+        exe = unix32.build("esp8266", quiet=True)
+    except LwsToolError as e:
+        pytest.fail(str(e))
+    code = r"""
+import gc, hashlib, binascii
+import lws.httpmsg, lws.util
+gc.collect(); a = gc.mem_alloc()
+from lws.spa import Spa
+gc.collect(); cost = gc.mem_alloc() - a
+class C(Spa):
+    def on_part(self, p):
+        self.h = hashlib.sha256()
+    def on_data(self, p, d):
+        self.h.update(d)
+    def on_part_end(self, p):
+        self.size = p.size
+s = C("multipart/form-data; boundary=bb", max_file=1 << 21, max_total=1 << 21)
+s.process(b'--bb\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\n')
+piece = bytearray(b"\r\n--b" * 200)
+for i in range(1048576 // len(piece)):
+    s.process(piece)
+s.process(b'\r\n--bb--\r\n')
+s.finalize()
+print(cost, s.size, binascii.hexlify(s.h.digest()).decode())
+"""
+    r = subprocess.run([str(exe), "-X", "heapsize=16K", "-c", code],
+                       env={"MICROPYPATH": ".frozen"}, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cost, size, digest = r.stdout.split()
+    piece = b"\r\n--b" * 200
+    n = 1048576 // len(piece)
+    assert int(cost) < 3000
+    assert int(size) == n * len(piece)
+    assert digest == hashlib.sha256(piece * n).hexdigest()
