@@ -5,6 +5,7 @@ _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
         [--ping SECS] [--tls-port PORT --cert CERT --key KEY]
         [--auth-file FILE]      /private/ behind HTTP Basic (lwstool passwd)
+        [--uploads DIR]         where /formtest saves uploaded files
         [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
 
 
@@ -12,6 +13,7 @@ def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
          "tls-port": None, "cert": None, "key": None, "auth-file": None,
+         "uploads": None,
          "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
@@ -54,6 +56,7 @@ def main(argv=None):
     import lws
     from lws import log
     from lws.plugins.http_test import HttpTest
+    from lws.plugins.formtest import FormTest
     from lws.plugins.dumb_increment import DumbIncrement
     from lws.plugins.echo import Echo
     from lws.plugins.mirror import Mirror
@@ -77,8 +80,9 @@ def main(argv=None):
         protocols = []
     else:
         mounts = [lws.Mount("/", "file://" + _here() + "/www"),
-                  lws.Mount("/t", "callback://lws-http-test")]
-        protocols = [HttpTest()]
+                  lws.Mount("/t", "callback://lws-http-test"),
+                  lws.Mount("/formtest", "callback://lws-formtest")]
+        protocols = [HttpTest(), FormTest(o["uploads"])]
     # WebSocket protocols, on every vhost; /echo reaches echo with no
     # Sec-WebSocket-Protocol header, as lws's callback:// mounts do
     mounts.append(lws.Mount("/echo", "callback://echo"))

@@ -1,18 +1,20 @@
 # lws as frozen for esp8266 boards: the server core, WebSockets, the WLAN
-# slot manager and the small plugins (permessage-deflate frozen but off
-# unless Vhost(ws_deflate=...) asks); no TLS, no clients (the
-# "deploy" list in profile.json says the same for file deploys). Included
-# by manifest.py here, and by the 32-bit unix build (make unix32), so the
-# emulation freezes exactly what the board does. Paths are relative to
-# this file.
+# slot manager, form parsing (spa) and the small plugins (permessage-deflate
+# frozen but off unless Vhost(ws_deflate=...) asks); no TLS, no clients
+# (the "deploy" list in profile.json says the same for file deploys).
+# Included by manifest.py here, and by the 32-bit unix build (make unix32),
+# so the emulation freezes exactly what the board does. Paths are relative
+# to this file.
 package(
     "lws",
     files=(
         "__init__.py",
         "_xor.py",
+        "auth.py",
         "board.py",
         "conn.py",
         "context.py",
+        "cookie.py",
         "files.py",
         "httpmsg.py",
         "log.py",
@@ -20,6 +22,7 @@ package(
         "mounts.py",
         "protocol.py",
         "ring.py",
+        "spa.py",
         "uri.py",
         "utf8.py",
         "util.py",
