@@ -5,6 +5,7 @@ _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--docroot DIR] [--timeout SECS] [--pool N] [--header-data N]
         [--ping SECS] [--tls-port PORT --cert CERT --key KEY]
         [--auth-file FILE]      /private/ behind HTTP Basic (lwstool passwd)
+        [--zip FILE]            the test page from this archive (lwstool zip)
         [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
 
 
@@ -12,6 +13,7 @@ def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
          "tls-port": None, "cert": None, "key": None, "auth-file": None,
+         "zip": None,
          "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
@@ -76,7 +78,8 @@ def main(argv=None):
         mounts = [lws.Mount("/", "file://" + o["docroot"])]
         protocols = []
     else:
-        mounts = [lws.Mount("/", "file://" + _here() + "/www"),
+        www = "file://" + (o["zip"] or _here() + "/www")
+        mounts = [lws.Mount("/", www),
                   lws.Mount("/t", "callback://lws-http-test")]
         protocols = [HttpTest()]
     # WebSocket protocols, on every vhost; /echo reaches echo with no

@@ -184,7 +184,7 @@ class FileServe(Protocol):
             return
         if m.zip is not None:
             from .zipfs import serve_zip
-            serve_zip(self, c, req, rel)
+            serve_zip(self, c, req, rel, mime_type)
             return
         path = m.target + "/" + rel if rel else m.target
         try:

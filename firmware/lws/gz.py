@@ -8,6 +8,7 @@ import struct
 # time (mtime 0), XFL 2 (best compression), OS 255 (unknown)
 GZ_HEAD = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
 _GZ_LEN = const(10)
+VARY = "Vary: Accept-Encoding\r\n"
 #: the window (log2) of deflate data that does not say otherwise: 32 KiB,
 #: as zlib writes; lwstool writes 1 KiB windows and says so (_MARK)
 WBITS = const(15)

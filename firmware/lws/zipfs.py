@@ -159,7 +159,7 @@ class ZipDir:
             raise
 
 
-def serve_zip(fs, c, req, rel):
+def serve_zip(fs, c, req, rel, mime_type):
     """Answer a GET/HEAD on a zip mount (fs: the FileServe)."""
     m = req.mount
     z = m.zip
@@ -183,8 +183,7 @@ def serve_zip(fs, c, req, rel):
     if method != 0 and method != 8:
         c.send_error(500, "entry not stored or deflated")
         return
-    from .files import mime_type, _wants_gzip, _VARY
-    from .gz import GzWrap, Span, inflate
+    from .gz import VARY, GzWrap, Span, inflate, wants_gzip
     ctype = mime_type(rel, m.extra_mimetypes)
     lm = http_date(z.mtime)
     h = ""
@@ -192,11 +191,11 @@ def serve_zip(fs, c, req, rel):
         h = "Last-Modified: " + lm + "\r\n"
     if m.cache_max_age:
         h += "Cache-Control: max-age=%d\r\n" % m.cache_max_age
-    gzip = method == 8 and _wants_gzip(req)
+    gzip = method == 8 and wants_gzip(req.h.get("accept-encoding"))
     etag = '"%x-%x%s"' % (crc, size, "-gz" if gzip else "")
     h = "ETag: " + etag + "\r\n" + h
     if method == 8:
-        h += _VARY
+        h += VARY
     try:
         f, off = z.open_data(lho, csize)
     except (ValueError, OSError) as e:
