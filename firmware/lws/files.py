@@ -355,7 +355,7 @@ class FileServe(Protocol):
         try:
             wbits, isize, _ = gz_info(f, st[6])
             f = inflate(f, True, wbits)
-        except ValueError:
+        except (ValueError, OSError):
             f.close()
             c.send_error(500, "bad gzip file")
             return True

@@ -166,8 +166,16 @@ class Inflate:
         import deflate
         self.raw = raw
         self.d = deflate.DeflateIO(raw, fmt, wbits)
+        # the window is taken at the first read: a heap without room for
+        # it says so now (MemoryError), before the response has begun
+        self.first = self.d.read(1)
 
     def readinto(self, mv):
+        f = self.first
+        if f:
+            self.first = None
+            mv[0] = f[0]
+            return 1
         return self.d.readinto(mv)
 
     def close(self):

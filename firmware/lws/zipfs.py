@@ -49,7 +49,7 @@ class ZipDir:
         self.mtime = st[8]
         try:
             self._read(st[6])
-        except (ValueError, OSError, struct.error) as e:
+        except (ValueError, OSError, IndexError) as e:
             raise ValueError("%s: %s" % (self.path, e))
 
     def fresh(self):
@@ -219,5 +219,9 @@ def serve_zip(fs, c, req, rel, mime_type):
         except MemoryError:
             f.close()
             c.send_error(503, "no heap to inflate it: ask for gzip")
+            return
+        except OSError:
+            f.close()
+            c.send_error(500, "broken archive entry")
             return
         fs.send_rep(c, req, s, None, size, h, ctype, etag, lm, False)
