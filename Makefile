@@ -11,6 +11,7 @@ TLS_PORT ?= 7682
 DOCROOT ?=
 HEAP ?=
 LOGLEVEL ?=
+ZIP ?=
 PYTEST_ARGS ?=
 # make client
 URL ?=
@@ -28,6 +29,7 @@ shq = '$(subst ','\'',$(1))'
 help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
 	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=160K LOGLEVEL=15 MICROPYTHON=path"
+	@echo "            ZIP=1 (the test page from a ZIP archive of www/)"
 	@echo "make client URL=ws://host:port/path   the test client on the unix port"
 	@echo "            PROTOCOL=name ECHO=1 DEFLATE=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
@@ -90,6 +92,7 @@ run: setup
 	$(BIN)/lwstool serve --port $(PORT) --tls-port $(TLS_PORT) \
 	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
 	    $(if $(HEAP),--heap $(HEAP)) \
+	    $(if $(filter-out 0,$(ZIP)),--zip) \
 	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
 
 client: setup

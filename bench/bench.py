@@ -790,6 +790,91 @@ def save(res, opts, took):
 
 # -- main ------------------------------------------------------------------
 
+# -- a site from a ZIP archive ----------------------------------------------
+
+ZIP_PAGE = 20 * 1024
+
+
+def bench_zip(opts):
+    """req/s (keep-alive, wrk with Accept-Encoding: gzip) and heap in use
+    for a 20 KB page: from a ZIP archive (sent as gzip: the entry's deflate
+    data as it is) against the same page as a plain file; ours as .mpy."""
+    sys.path.insert(0, str(REPO / "host_tools"))
+    from lwstool import pack
+    d = BUILD / "bench" / "zip"
+    (d / "plain").mkdir(parents=True, exist_ok=True)
+    words = (REPO / "README.md").read_bytes().split()
+    page = b"<!doctype html><title>bench</title><p>"
+    i = 0
+    while len(page) < ZIP_PAGE:
+        page += words[i % len(words)] + (b"\n" if i % 12 == 11 else b" ")
+        i += 1
+    page = page[:ZIP_PAGE]
+    (d / "plain" / "page.html").write_bytes(page)
+    pack.zip_dir(d / "plain", d / "site.zip")
+    out = {"page_bytes": len(page)}
+    for key, path in (("plain", d / "plain" / "page.html"),
+                      ("zip_gzip", d / "site.zip" / "page.html")):
+        port = free_port()
+        argv = unixport.command(SERVERS["ours-mpy"]["script"],
+                                [port, path], opts.heap)
+        env = unixport.environment()
+        env["MICROPYPATH"] = ".frozen:%s" % MPY
+        with open(LOGS / ("zip-%s.log" % key), "wb") as f:
+            p = subprocess.Popen(argv, env=env, stdout=f,
+                                 stderr=subprocess.STDOUT)
+            try:
+                if not wait_ready(p, port):
+                    out[key] = {"error": "did not start"}
+                    continue
+                r = {"heap_idle": clients.heap(port, "/heap")}
+                st, body = clients.get(port, "/page.html")
+                r["sent_bytes"] = len(body)
+                if opts.wrk:
+                    cmd = [opts.wrk, "-t1", "-c%d" % opts.conns,
+                           "-d%gs" % opts.seconds, "--latency", "--timeout",
+                           "2s", "-H", "Accept-Encoding: gzip",
+                           "http://127.0.0.1:%d/page.html" % port]
+                    w = subprocess.run(cmd, capture_output=True, text=True,
+                                       timeout=opts.seconds + 30)
+                    r.update(parse_wrk(w.stdout))
+                    with socket.create_connection(("127.0.0.1", port)) as s:
+                        s.sendall(b"GET /page.html HTTP/1.1\r\nHost: b\r\n"
+                                  b"Accept-Encoding: gzip\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        n = 0
+                        while True:
+                            k = len(s.recv(65536))
+                            if not k:
+                                break
+                            n += k
+                        r["response_bytes_gzip"] = n
+                else:
+                    r.update(clients.load(port, "/page.html", opts.seconds,
+                                          opts.conns, False))
+                r["heap_after"] = clients.heap(port, "/heap")
+                out[key] = r
+            finally:
+                stop(p)
+    return out
+
+
+def table_zip(z):
+    a, b = z.get("plain", {}), z.get("zip_gzip", {})
+    lines = ["a %d B page, keep-alive, %s: from a ZIP archive (sent as "
+             "gzip) vs a plain file (ours .mpy)" % (
+                 z["page_bytes"], "Accept-Encoding: gzip")]
+    lines.append("  %-22s %12s %12s %8s" % ("", "plain file", "zip+gzip",
+                                            "ratio"))
+    for k, what in (("rps", "req/s"), ("heap_idle", "heap idle B"),
+                    ("heap_after", "heap after B")):
+        x, y = a.get(k), b.get(k)
+        lines.append("  %-22s %12s %12s %8s" % (
+            what, "%.0f" % x if x else "-", "%.0f" % y if y else "-",
+            "%.2f" % (y / x) if x and y else "-"))
+    return "\n".join(lines)
+
+
 def options(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -798,7 +883,7 @@ def options(argv):
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
-    ap.add_argument("--skip", choices=("http", "ws", "tls", "deflate"),
+    ap.add_argument("--skip", choices=("http", "ws", "tls", "deflate", "zip"),
                     action="append",
                     default=[], help="leave out the HTTP or the WebSocket "
                     "measurements (repeatable)")
@@ -883,10 +968,20 @@ def main(argv=None):
         import deflate_bench
         log("bench: permessage-deflate: heap per connection, 64 KiB echo")
         res["deflate"] = deflate_bench.run_all()
+    if "ours-mpy" in names and "zip" not in opts.skip:
+        log("bench: ours-mpy: a 20 KB page from a ZIP archive")
+        try:
+            res["zip"] = bench_zip(opts)
+        except Exception as e:  # a failed part must not hide the rest
+            res["zip"] = {"error": repr(e)}
     took = time.monotonic() - t0
     report(res, opts, took)
     if "deflate" in res:
         print(deflate_bench.table(res["deflate"]))
+    if "zip" in res:
+        print()
+        print(table_zip(res["zip"]) if "error" not in res["zip"]
+              else "ZIP: failed: %s" % res["zip"]["error"])
     if "tls" in res:
         print(tls_bench.table(res["tls"]) if "error" not in res["tls"]
               else "\nTLS: failed: %s" % res["tls"]["error"])

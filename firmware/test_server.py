@@ -6,6 +6,7 @@ _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--ping SECS] [--tls-port PORT --cert CERT --key KEY]
         [--auth-file FILE]      /private/ behind HTTP Basic (lwstool passwd)
         [--uploads DIR]         where /formtest saves uploaded files
+        [--zip FILE]            the test page from this archive (lwstool zip)
         [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
 
 
@@ -13,7 +14,7 @@ def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
          "tls-port": None, "cert": None, "key": None, "auth-file": None,
-         "uploads": None,
+         "uploads": None, "zip": None,
          "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
@@ -79,7 +80,8 @@ def main(argv=None):
         mounts = [lws.Mount("/", "file://" + o["docroot"])]
         protocols = []
     else:
-        mounts = [lws.Mount("/", "file://" + _here() + "/www"),
+        www = "file://" + (o["zip"] or _here() + "/www")
+        mounts = [lws.Mount("/", www),
                   lws.Mount("/t", "callback://lws-http-test"),
                   lws.Mount("/formtest", "callback://lws-formtest")]
         protocols = [HttpTest(), FormTest(o["uploads"])]

@@ -1,6 +1,8 @@
 """Serving file:// mounts: index files, MIME types, ETag and conditional
 requests, RFC 7233 byte ranges, and large files streamed a chunk at a time
-as the socket drains. Loaded when a file mount is first used."""
+as the socket drains; x.gz beside x for gzip clients (lws.gz), several
+ranges (lws.ranges) and ZIP archives (lws.zipfs) loaded when first met.
+Loaded when a file mount is first used."""
 import os
 import time
 from . import log
@@ -24,6 +26,7 @@ _S_IFLNK = const(0xA000)
 _BURST = const(4)
 _CACHED = const(8)
 _RECHECK_MS = const(250)  # a file answered unparsed is stat()ed this often
+_VARY = "Vary: Accept-Encoding\r\n"
 
 
 def mime_type(name, extra=None):
@@ -135,6 +138,30 @@ def parse_range(v, size):
     return s, min(e, size - 1) - s + 1
 
 
+def _is_file(p):
+    try:
+        return os.stat(p)[0] & _S_IFMT == _S_IFREG
+    except OSError:
+        return False
+
+
+def _wants_gzip(req):
+    ae = req.h.get("accept-encoding")
+    if ae is None:
+        return False
+    from .gz import wants_gzip
+    return wants_gzip(ae)
+
+
+def _not_modified(hd, etag, lm):
+    """True when If-None-Match (or, without it, If-Modified-Since) says
+    the client has this representation."""
+    inm = hd.get("if-none-match")
+    if inm is not None:
+        return inm == "*" or etag in inm
+    return lm is not None and hd.get("if-modified-since") == lm
+
+
 class FileServe(Protocol):
     """The handler of every file:// mount."""
 
@@ -155,6 +182,10 @@ class FileServe(Protocol):
         if not m.dotfiles and (rel.startswith(".") or "/." in rel):
             c.send_error(404)  # hidden: .env, .git/...
             return
+        if m.zip is not None:
+            from .zipfs import serve_zip
+            serve_zip(self, c, req, rel, mime_type)
+            return
         path = m.target + "/" + rel if rel else m.target
         try:
             st = os.stat(path)
@@ -173,6 +204,10 @@ class FileServe(Protocol):
             if st[0] & _S_IFMT != _S_IFREG:
                 raise OSError(2)  # only regular files: no fifo, no device
         except OSError:
+            # x missing: x.gz, for gzip clients as it is, else inflated
+            if rel and not rel.endswith("/") and self._serve_gz(
+                    c, req, path, rel, _wants_gzip(req)):
+                return
             c.send_error(404)
             return
         self.serve(c, req, path, st[6], st[8], rel)
@@ -192,13 +227,16 @@ class FileServe(Protocol):
                 h += "Last-Modified: " + lm + "\r\n"
             if m.cache_max_age:
                 h += "Cache-Control: max-age=%d\r\n" % m.cache_max_age
+            gz = _is_file(path + ".gz")
+            if gz:
+                h += _VARY
             if len(self._cache) >= _CACHED:
                 self._cache.clear()
                 FileServe._kept = 0
             # [.., the whole 200 response for repeated GETs, its Date]
             e = self._cache[path] = [mtime, size, m, etag, lm, h,
                                      mime_type(path, m.extra_mimetypes),
-                                     None, None, 0, None]
+                                     None, None, 0, None, gz]
         return e
 
     def _whole(self, ctx, path, e, size):
@@ -249,15 +287,14 @@ class FileServe(Protocol):
         if e is None:
             c.send_error(404)
             return
+        if e[11] and _wants_gzip(req) and \
+                self._serve_gz(c, req, path, rel, True):
+            return  # x.gz beside x, to a client that takes gzip
         etag, lm, h, ctype = e[3], e[4], e[5], e[6]
         hd = req.h
-        inm = hd.get("if-none-match")
-        if (inm is not None and (inm == "*" or etag in inm)) or (
-                inm is None and lm is not None
-                and hd.get("if-modified-since") == lm):
+        if _not_modified(hd, etag, lm):
             c.respond(304, h)
             return
-        start, n, status = 0, size, 200
         rng = hd.get("range")
         if rng is None and req.version == "HTTP/1.1" and not c.tls and \
                 size and not req.remaining and req.chunked is None:
@@ -272,7 +309,8 @@ class FileServe(Protocol):
                 head_only = req.method == "HEAD"
                 c.role.send_whole(c, memoryview(w)[:len(w) - size]
                                   if head_only else w)
-                if inm is None and "if-modified-since" not in hd:
+                if "if-none-match" not in hd and \
+                        "if-modified-since" not in hd:
                     # the same head again gets the same answer, unparsed
                     known = c.ctx._answers
                     if len(known) >= _CACHED:
@@ -283,32 +321,123 @@ class FileServe(Protocol):
                     except MemoryError:
                         pass  # answered; only not remembered
                 return
-        if rng is not None and req.method == "GET":
+        self.send_rep(c, req, None, path, size, h, ctype, etag, lm, True,
+                      False)
+
+    def _serve_gz(self, c, req, path, rel, gzip):
+        """path + ".gz" (if it is a file inside the mount) as gzip, or
+        inflated as it goes out; False when there is none."""
+        gp = path + ".gz"
+        m = req.mount
+        if not _is_file(gp) or not _inside(m, rel + ".gz"):
+            return False
+        from .gz import gz_info, inflate
+        st = os.stat(gp)
+        lm = http_date(st[8])
+        h = _VARY
+        if lm:
+            h += "Last-Modified: " + lm + "\r\n"
+        if m.cache_max_age:
+            h += "Cache-Control: max-age=%d\r\n" % m.cache_max_age
+        ctype = mime_type(path, m.extra_mimetypes)
+        if gzip:
+            etag = '"%x-%x-gz"' % (st[8], st[6])
+            h = "Accept-Ranges: bytes\r\nContent-Encoding: gzip\r\nETag: " \
+                + etag + "\r\n" + h
+            self.send_rep(c, req, None, gp, st[6], h, ctype, etag, lm, True)
+            return True
+        etag = '"%x-%x"' % (st[8], st[6])
+        h = "ETag: " + etag + "\r\n" + h
+        if _not_modified(req.h, etag, lm):
+            c.respond(304, h)
+            return True
+        f = open(gp, "rb")
+        try:
+            wbits, isize, _ = gz_info(f, st[6])
+            f = inflate(f, True, wbits)
+        except (ValueError, OSError):
+            f.close()
+            c.send_error(500, "bad gzip file")
+            return True
+        except MemoryError:
+            f.close()
+            c.send_error(503, "no heap to inflate it: ask for gzip")
+            return True
+        self.send_rep(c, req, f, None, isize, h, ctype, etag, lm, False,
+                      False)
+        return True
+
+    def send_rep(self, c, req, f, path, size, h, ctype, etag, lm,
+                 rangeable, cond=True):
+        """Send a representation of size bytes: an open stream f (seek
+        and readinto; closed here or when the transaction ends) or the
+        file at path; cond: answer If-None-Match / If-Modified-Since;
+        rangeable: honour Range (one range, or several as multipart)."""
+        hd = req.h
+        if cond and _not_modified(hd, etag, lm):
+            if f is not None:
+                f.close()
+            c.respond(304, h)
+            return
+        start, n, status = 0, size, 200
+        rng = hd.get("range")
+        parts = None
+        if rangeable and rng is not None and req.method == "GET":
             ifr = hd.get("if-range")
             r = None
             if ifr is None or ifr == etag or ifr == lm:
-                r = parse_range(rng, size)
+                if "," in rng:
+                    from .ranges import parse_ranges
+                    r = parse_ranges(rng, size)
+                    if r and len(r) == 1:
+                        r = r[0]
+                    elif r:
+                        parts, r = r, None
+                else:
+                    r = parse_range(rng, size)
             if r is False:
-                c.respond(416, h + "Content-Range: bytes */%d\r\n" % size, "")
+                if f is not None:
+                    f.close()
+                c.respond(416, h + "Content-Range: bytes */%d\r\n" % size,
+                          "")
                 return
             if r:
                 start, n = r
                 status = 206
                 h += "Content-Range: bytes %d-%d/%d\r\n" % (
                     start, start + n - 1, size)
+            elif parts:
+                from .ranges import BOUNDARY, Multi, body_length
+                status = 206
+                n = body_length(parts, ctype, size)
+                if req.method != "HEAD":
+                    if f is None:
+                        f = open(path, "rb")
+                    f = Multi(f, parts, ctype, size)
+                ctype = "multipart/byteranges; boundary=" + BOUNDARY
         if req.method == "HEAD" or n == 0:
+            if f is not None:
+                f.close()
             c.respond(status, h, content_type=ctype, length=n)
             c.complete()
             return
-        f = open(path, "rb")
+        if f is None:
+            f = open(path, "rb")
         if start:
             f.seek(start)
         buf = c.ctx.file_buf()
         if n <= len(buf):
             # small: head and body leave in one send
             mv = memoryview(buf)[:n]
-            k = f.readinto(mv)
-            f.close()
+            k = 0
+            try:
+                while k < n:
+                    j = f.readinto(mv[k:])
+                    if not j:
+                        break
+                    k += j
+            finally:
+                f.close()
             if k != n:
                 raise OSError(5)
             c.respond(status, h, mv, ctype)

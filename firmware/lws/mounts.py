@@ -6,7 +6,8 @@ from .protocol import Protocol
 
 
 class Mount:
-    """mountpoint + origin: 'file://folder', 'callback://protocol-name',
+    """mountpoint + origin: 'file://folder', 'file://site.zip' (the
+    archive's entries served as a folder), 'callback://protocol-name',
     or 'http(s)://...' for a redirect (lws LWSMPRO_REDIR_HTTP(S)).
 
     file:// mounts serve regular files inside the folder only: names
@@ -18,6 +19,8 @@ class Mount:
     _files = None  # the file server, imported at first use
     _users = None  # auth_file's users (lws.auth), read at first use
     real_root = None
+    #: the archive of a file:// mount whose origin is a .zip (lws.zipfs)
+    zip = None
 
     def __init__(self, mountpoint, origin, default="index.html",
                  cache_max_age=0, extra_mimetypes=None, dotfiles=False,
@@ -40,6 +43,9 @@ class Mount:
         scheme, _, rest = origin.partition("://")
         if scheme == "file":
             self.target = rest.rstrip("/") or "/"
+            if self.target[-4:].lower() == ".zip":
+                from .zipfs import ZipDir
+                self.zip = ZipDir(self.target)  # read here: errors here
         elif scheme == "callback":
             self.target = rest
         elif scheme in ("http", "https"):

@@ -33,7 +33,14 @@ class Parser(argparse.ArgumentParser):
 
 def _serve(s, args):
     from . import unixport
-    return unixport.serve(heap=args.heap, port=args.port,
+    kw = {}
+    if args.zip:
+        from . import pack
+        z = unixport.REPO / "build" / "zip" / "test-www.zip"
+        z.parent.mkdir(parents=True, exist_ok=True)
+        pack.zip_dir(unixport.FIRMWARE / "www", z)
+        kw["zip"] = z
+    return unixport.serve(**kw, heap=args.heap, port=args.port,
                           docroot=args.docroot, debug=args.debug,
                           timeout=args.timeout, iface=args.iface,
                           tls_port=args.tls_port or None,
@@ -45,6 +52,9 @@ def _serve_parser(p):
     p.add_argument("--docroot", help="serve this folder at / instead of "
                    "the test page")
     p.add_argument("--heap", help="run under -X heapsize=HEAP, e.g. 64K")
+    p.add_argument("--zip", action="store_true",
+                   help="serve the test page from a ZIP archive of www/ "
+                   "(packed into build/zip)")
     p.add_argument("-d", "--debug", type=int,
                    help="log level bitmask (1 err, 2 warn, 4 notice, "
                    "8 info, 16 debug)")

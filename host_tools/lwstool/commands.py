@@ -54,7 +54,8 @@ def _deploy(s, args):
     from .deploy import deploy
     # a clean heap to write with
     deploy(args.board, source=args.source, dry_run=args.dry_run,
-           conn=s.board(soft_reset=True), with_lws=args.with_lws)
+           conn=s.board(soft_reset=True), with_lws=args.with_lws,
+           zip=args.zip)
 
 
 def _deploy_parser(p):
@@ -67,6 +68,34 @@ def _deploy_parser(p):
     p.add_argument("--with-lws", action="store_true",
                    help="send lws even where the board's image has it "
                    "frozen in (it is then imported from the filesystem)")
+    p.add_argument("--zip", action="store_true",
+                   help="send www/ packed into one archive, www.zip "
+                   "(mount it: docroot www.zip)")
+
+
+def _gzip(s, args):
+    from . import pack
+    done = pack.gzip_tree(args.folder, replace=args.replace)
+    for p in done:
+        print(p)
+
+
+def _gzip_parser(p):
+    p.add_argument("folder")
+    p.add_argument("--replace", action="store_true",
+                   help="remove each original (the board inflates x.gz "
+                   "for clients that do not take gzip)")
+
+
+def _zip(s, args):
+    from . import pack
+    n = pack.zip_dir(args.folder, args.out)
+    print("%s: %d bytes" % (args.out, n))
+
+
+def _zip_parser(p):
+    p.add_argument("folder")
+    p.add_argument("out", help="the archive to write (site.zip)")
 
 
 def _password(args):
@@ -416,4 +445,8 @@ COMMANDS = {
     "test": (_test, _test_parser, "integration tests against a board"),
     "passwd": (_passwd, _passwd_parser, "add, change or remove a user of "
                "a basic-auth mount's credentials file"),
+    "gzip": (_gzip, _gzip_parser, "write x.gz beside each text file of a "
+             "folder (precompressed serving; reproducible)"),
+    "zip": (_zip, _zip_parser, "pack a folder into a ZIP archive to mount "
+            "(reproducible)"),
 }

@@ -142,14 +142,30 @@ def _twin(path):
     return None
 
 
+def zip_www(files, build_dir=None):
+    """The plan with the www/ files replaced by one archive, www.zip
+    (lwstool.pack: reproducible, small deflate window)."""
+    from . import pack
+    www = [(p[4:], f.read_bytes()) for p, f in files if p.startswith("www/")]
+    if not www:
+        return files
+    dest = Path(build_dir or REPO / "build" / "zip")
+    dest.mkdir(parents=True, exist_ok=True)
+    z = dest / "www.zip"
+    z.write_bytes(pack.zip_bytes(sorted(www)))
+    return [(p, f) for p, f in files if not p.startswith("www/")] + \
+        [("www.zip", z)]
+
+
 def deploy(board, port=None, source=False, dry_run=False, out=print,
-           conn=None, progress=progress_bar, with_lws=False):
+           conn=None, progress=progress_bar, with_lws=False, zip=False):
     """Bring the board up to date; returns the board paths written.
     progress(label, done, total) draws the bar; None for none. A board
     whose image has lws frozen in (a custom image) gets the rest only
     (boot.py, main.py, www/): lws files on its filesystem would be
     imported instead of the image's, their code in the heap; those an
-    earlier deploy left are removed. with_lws=True sends lws anyway."""
+    earlier deploy left are removed. with_lws=True sends lws anyway.
+    zip=True sends www/ as one archive, www.zip (zip_www)."""
     bar = progress or (lambda *a: None)
     prof = profiles.load(board)
     b = conn or Board(port, soft_reset=True)   # a clean heap to write with
@@ -159,6 +175,8 @@ def deploy(board, port=None, source=False, dry_run=False, out=print,
         if not source:
             march = choose_march(prof, platform, sys_mpy)
         files = plan(prof, source=source, march=march)
+        if zip:
+            files = zip_www(files)
         frozen = not with_lws and b.frozen("lws")
         if frozen:
             shadow = [p for p, _ in files if p.startswith("lws/")]

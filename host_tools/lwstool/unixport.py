@@ -56,8 +56,10 @@ def environment(path=None):
 
 def server_args(port=7681, docroot=None, debug=None, timeout=None,
                 pool=None, iface=None, tls_port=None, cert=None, key=None,
-                auth_file=None):
+                auth_file=None, zip=None):
     a = ["-p", port]
+    if zip:
+        a += ["--zip", Path(zip).resolve()]
     if auth_file:
         a += ["--auth-file", Path(auth_file).resolve()]
     if tls_port:
