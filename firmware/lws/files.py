@@ -205,8 +205,8 @@ class FileServe(Protocol):
                 raise OSError(2)  # only regular files: no fifo, no device
         except OSError:
             # x missing: x.gz, for gzip clients as it is, else inflated
-            if rel and not rel.endswith("/") and self._serve_gz(
-                    c, req, path, rel, _wants_gzip(req)):
+            if rel and not rel.endswith("/") and _is_file(path + ".gz") \
+                    and self._serve_gz(c, req, path, rel, _wants_gzip(req)):
                 return
             c.send_error(404)
             return
