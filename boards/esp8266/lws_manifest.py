@@ -40,6 +40,7 @@ package(
         "plugins/__init__.py",
         "plugins/captive.py",
         "plugins/echo.py",
+        "plugins/serial_bridge.py",
         "plugins/status.py",
         "plugins/wlan_setup.py",
     ),

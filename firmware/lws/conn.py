@@ -206,7 +206,9 @@ class Conn:
             self.tx.append(bytes(data))
             return
         try:
-            n = self.sock.send(data)
+            # write, not send: a socket, a TLS socket or an adopted stream
+            # (a UART, a pty) alike; None when it takes nothing now
+            n = self.sock.write(data)
         except (OSError, ValueError) as e:  # tls: ValueError for bad certs
             if not isinstance(e, OSError) or e.args[0] != _EAGAIN:
                 log.info("%r: send: %s", self, e)
@@ -227,7 +229,7 @@ class Conn:
         while tx:
             d = tx[0]
             try:
-                n = self.sock.send(d)
+                n = self.sock.write(d)
             except (OSError, ValueError) as e:
                 if isinstance(e, OSError) and e.args[0] == _EAGAIN:
                     return
@@ -316,8 +318,8 @@ class Conn:
                 if self.sock is not None:
                     try:
                         self.sock.close()
-                    except (OSError, ValueError):
-                        pass
+                    except (OSError, ValueError, AttributeError):
+                        pass  # (a stream without close: a UART)
                 if self.tcp is not None:
                     try:
                         self.tcp.close()

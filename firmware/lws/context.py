@@ -45,6 +45,10 @@ class Vhost:
     #: permessage-deflate (RFC 7692): True, False, or a dict of its
     #: options (lws.roles.ws_deflate.Options); None: on, except on esp8266
     ws_deflate = None
+    #: a protocol's name: a connection whose first bytes are not HTTP
+    #: (nor, on a TLS port, a TLS hello) is handed to it as a raw one
+    #: (lws LWS_SERVER_OPTION_FALLBACK_TO_RAW); HTTP is served as before
+    raw_fallback = None
     #: callables f(conn, req) a request meets before it is routed to a
     #: mount, in order (lws FILTER_HTTP_CONNECTION): one that answers it
     #: returns True (see add_filter)
@@ -69,6 +73,8 @@ class Vhost:
                                           self.tls_psk)
         for m in mounts:
             self.mount(m)
+        if self.raw_fallback and self.protocol(self.raw_fallback) is None:
+            raise ValueError("raw_fallback: no protocol " + self.raw_fallback)
 
     def add_filter(self, f):
         self.filters = list(self.filters) + [f]
@@ -301,6 +307,9 @@ class Context:
                 if vhosts[0].tls_ctx is not None:
                     from .tls import SNIFF
                     c.transition(SNIFF)
+                elif vhosts[0].raw_fallback:
+                    from .roles.raw import SNIFF
+                    c.transition(SNIFF)
                 else:
                     c.transition(http.ROLE)
             except MemoryError:
@@ -451,6 +460,26 @@ class Context:
         read is handled whole before the next); self._rxmv is a
         memoryview of it."""
         return self._rx
+
+    def adopt(self, stream, protocol, readbuf=None, vhost=None):
+        """Serve an open stream as a raw connection of protocol (its name,
+        or the Protocol): an accepted socket, a machine.UART, a pty or a
+        pipe on the unix port, whatever poll can watch (lws_adopt_socket,
+        _readbuf, adopting a descriptor). readbuf: bytes already read from
+        it, which on_raw_rx gets first. Returns the connection."""
+        vh = vhost or self.vhosts[0]
+        p = vh.protocol(protocol) if isinstance(protocol, str) else protocol
+        if p is None:
+            raise ValueError("no protocol %s" % protocol)
+        if hasattr(stream, "setblocking"):
+            stream.setblocking(False)
+        c = Conn(self, stream, None, [vh])
+        self.add(c, stream)
+        if readbuf:
+            c.held = bytes(readbuf)
+        from .roles import raw
+        raw.adopt(c, p)
+        return c
 
     # -- client connections (lws_client_connect_via_info) -----------------
 

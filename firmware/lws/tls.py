@@ -216,6 +216,9 @@ class Sniff(Role):
                 c.plain_on_tls = True
                 log.info("%r: plain HTTP on a TLS port", c)
                 c.transition(http.ROLE)
+            elif c.vhosts[0].raw_fallback:
+                from .roles.raw import fallback
+                fallback(c)
             else:
                 log.info("%r: neither TLS nor HTTP: closed", c)
                 c.drop()

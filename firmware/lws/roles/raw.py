@@ -4,7 +4,8 @@ from . import Role
 
 
 def adopt(c, proto):
-    """The connection is raw from now on, served by proto."""
+    """The connection is raw from now on, served by proto (bytes already
+    read for it in c.held reach on_raw_rx first)."""
     c.proto = proto
     if c.client is not None:
         c.client.established = True
@@ -18,8 +19,15 @@ class Raw(Role):
         c.deadline = None  # raw streams may idle
         c.update()
         c.proto.on_raw_adopt(c)
+        if c.held is not None:
+            c.ctx.rx_pending(c)  # read before: no poll event will say so
 
     def rx(self, c):
+        held = c.held
+        if held is not None:
+            c.held = None
+            c.proto.on_raw_rx(c, memoryview(held))
+            return
         buf = c.ctx.rx_buf()
         n = c.recv_into(buf)
         if n is None:
@@ -37,3 +45,41 @@ class Raw(Role):
 
 
 ROLE = Raw()
+
+
+def fallback(c):
+    """c's first bytes are not HTTP: raw, for its vhost's raw_fallback
+    protocol; the bytes are still unread, on_raw_rx gets them."""
+    vh = c.vhosts[0]
+    adopt(c, vh.protocol(vh.raw_fallback))
+
+
+class Sniff(Role):
+    """A new connection on a port whose vhost has raw_fallback, until its
+    first byte says HTTP (an upper-case letter: a method; or an empty
+    line) or not (raw). It is only peeked at."""
+
+    name = "sniff"
+
+    def start(self, c):
+        c.set_timeout(c.ctx.head_timeout)
+        c.update()
+
+    def waiting_since(self, c):
+        return c.since
+
+    def rx(self, c):
+        try:
+            b = c.sock.recv(1, 2)  # MSG_PEEK
+        except OSError:
+            b = None
+        if not b:
+            c.drop()
+        elif 65 <= b[0] <= 90 or b[0] in (10, 13):
+            from . import http
+            c.transition(http.ROLE)
+        else:
+            fallback(c)
+
+
+SNIFF = Sniff()
