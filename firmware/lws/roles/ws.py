@@ -140,7 +140,8 @@ def upgrade(c, req, proto):
         "%s: %s\r\n" % kv for kv in hdrs).encode() + b"\r\n")
     log.info("%r: WebSocket '%s'", c, proto.name)
     c.ws = State()
-    c.ws.pmd = pmd
+    if pmd is not None:  # else State's None: no instance attribute
+        c.ws.pmd = pmd
     c.proto = proto
     c.user = proto.new_user(c)
     c.transition(ROLE if pmd is None or not pmd.compress_min else ROLE_Z)
@@ -186,7 +187,8 @@ def start_client(c, proto, left, pmd=None):
     """The client's handshake succeeded: frames from now on (pmd: the
     permessage-deflate agreement)."""
     c.ws = State()
-    c.ws.pmd = pmd
+    if pmd is not None:  # else State's None: no instance attribute
+        c.ws.pmd = pmd
     c.transition(CLIENT if pmd is None or not pmd.compress_min
                  else CLIENT_Z)
     proto.on_client_established(c)
@@ -410,10 +412,15 @@ class Ws(Role):
                 from ..utf8 import valid
                 if not valid(mv):
                     raise WsError(1007, "invalid UTF-8 in text message")
+        # (set only where they differ from State's defaults: a connection
+        # of small messages keeps a small instance)
         ws.msg_op = op
-        ws.final = True
-        ws.first = True
-        ws.after = 0
+        if not ws.final:
+            ws.final = True
+        if not ws.first:
+            ws.first = True
+        if ws.after:
+            ws.after = 0
         ctx._rx_at = p
         self.receive(c, mv)
         ctx._rx_at = 0
