@@ -13,6 +13,7 @@ import time
 from .errors import LwsToolError
 
 READ_TIMEOUT = 15     # seconds without a byte from a board that owes one
+_REPL_TRIES = 3       # attempts at the raw REPL before a board is given up
 
 # USB-serial bridges found on ESP boards (CP210x, CH340/CH9102, FTDI,
 # Espressif's own USB-JTAG/serial)
@@ -122,14 +123,24 @@ class Board:
                         "terminal, using it?)"
                 raise LwsToolError("cannot open %s: %s%s"
                                    % (self.port, e, hint))
-            try:
-                self.stopped = _busy(self._t.serial)
-                self._t.enter_raw_repl(soft_reset=self.soft_reset)
-                self._t.exec(_MARK)
-            except (TransportError, OSError) as e:
-                self.close()
-                raise LwsToolError("no MicroPython REPL on %s (%s)"
-                                   % (self.port, e))
+            for attempt in range(_REPL_TRIES):
+                t0 = time.monotonic()
+                try:
+                    self.stopped = _busy(self._t.serial) or self.stopped
+                    self._t.enter_raw_repl(soft_reset=self.soft_reset)
+                    self._t.exec(_MARK)
+                    break
+                except (TransportError, OSError) as e:
+                    if attempt + 1 < _REPL_TRIES and \
+                            time.monotonic() - t0 < 5:
+                        # a board still booting (a virtual one just
+                        # started on a busy machine) answers a moment
+                        # later; a silent one is not waited for again
+                        time.sleep(0.5)
+                        continue
+                    self.close()
+                    raise LwsToolError("no MicroPython REPL on %s (%s)"
+                                       % (self.port, e))
         return self._t
 
     def clean(self):
