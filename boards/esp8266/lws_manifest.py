@@ -16,6 +16,7 @@ package(
         "context.py",
         "cookie.py",
         "files.py",
+        "genhash.py",
         "gz.py",
         "httpmsg.py",
         "log.py",

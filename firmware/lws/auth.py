@@ -11,10 +11,10 @@ key derivation is paid once per client, not per request; the file is
 looked at again when it changes. After a few wrong tries an address must
 wait before it may try again, longer each time (429 until then)."""
 import binascii
-import hashlib
 import os
 import time
 from . import log
+from .genhash import digest
 
 _FREE_TRIES = const(5)     # wrong tries before an address has to wait
 _MAX_WAIT_S = const(64)
@@ -26,23 +26,12 @@ _RECHECK_MS = const(1000)  # the file is stat()ed at most this often
 def pbkdf2_sha256(password, salt, iterations):
     """PBKDF2-HMAC-SHA256, one 32-byte block (RFC 8018), as CPython's
     hashlib.pbkdf2_hmac("sha256", ...) computes it."""
-    sha = hashlib.sha256
-    if len(password) > 64:
-        password = sha(password).digest()
-    key = password + bytes(64 - len(password))
-    ipad = bytes(b ^ 0x36 for b in key)
-    opad = bytes(b ^ 0x5c for b in key)
-
-    def hmac(m):
-        h = sha(ipad)
-        h.update(m)
-        o = sha(opad)
-        o.update(h.digest())
-        return o.digest()
-    u = hmac(salt + b"\x00\x00\x00\x01")
+    from .genhash import hmac_fn
+    mac = hmac_fn("sha256", password)
+    u = mac(salt + b"\x00\x00\x00\x01")
     t = int.from_bytes(u, "big")
     for _ in range(iterations - 1):
-        u = hmac(u)
+        u = mac(u)
         t ^= int.from_bytes(u, "big")
     return t.to_bytes(32, "big")
 
@@ -103,7 +92,7 @@ class Users:
     def check(self, value):
         """The user an Authorization value lets in, or None."""
         self._reload()
-        k = hashlib.sha256(value).digest()
+        k = digest("sha256", value)
         u = self.known.get(k)
         if u is not None:
             return u

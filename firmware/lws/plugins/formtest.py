@@ -37,8 +37,8 @@ def _form_class():
         def on_part(self, part):
             super().on_part(part)
             if part.filename is not None:
-                import hashlib
-                part.h = hashlib.sha256()
+                from lws.genhash import Hash
+                part.h = Hash("sha256")
 
         def on_data(self, part, data):
             super().on_data(part, data)

@@ -38,8 +38,8 @@ class HttpTest(Protocol):
                 "version": req.version, "headers": req.headers,
                 "subpath": req.subpath}), content_type="application/json")
         elif what == "body":
-            import hashlib
-            u["h"] = hashlib.sha256()
+            from lws.genhash import Hash
+            u["h"] = Hash("sha256")
             u["n"] = 0
         elif what == "stream":
             a = req.args()

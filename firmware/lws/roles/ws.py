@@ -7,7 +7,6 @@ reads and may yet be delivered whole. A reply to a piece is put together
 in front of it, where its frame header was: no copy.
 """
 import binascii
-import hashlib
 from .. import log
 from ..httpmsg import HttpError
 from ..mask import unmask
@@ -37,7 +36,8 @@ _RSV1 = const(0x40)  # the frame's message is compressed (RFC 7692)
 
 def accept_key(key):
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key."""
-    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+    from ..genhash import digest
+    return binascii.b2a_base64(digest("sha1", key + _GUID))[:-1]
 
 
 def frame_head(op, n, fin=True, mask=None):
