@@ -359,3 +359,46 @@ def test_ip_limit_ah(limited):
     st, _, body = get(limited.port, "/status.json", source="127.0.0.2")
     assert "127.0.0.1" not in json.loads(body)["per_ip"]
     assert limited.alive()
+
+
+# -- stats -----------------------------------------------------------------
+
+
+def test_stats_count_what_happened(tmp_path):
+    srv = start(tmp_path, args=["-o", "ip_limit_wsi=2"])
+    try:
+        def stats():
+            return json.loads(get(srv.port, "/status.json",
+                                  source="127.0.0.2")[2])["stats"]
+        s0 = stats()
+        assert get(srv.port, "/t/info")[0] == 200
+        assert get(srv.port, "/nothing-here")[0] == 404
+        # sent as the socket drains: writeable callbacks
+        assert get(srv.port, "/t/stream?n=5&size=64")[0] == 200
+
+        async def ws():
+            async with websockets.connect(
+                    "ws://127.0.0.1:%d/echo" % srv.port) as w:
+                for i in range(5):
+                    await w.send("m%d" % i)
+                    assert await w.recv() == "m%d" % i
+        asyncio.run(asyncio.wait_for(ws(), 20))
+        held = [conn_from(srv.port, "127.0.0.1") for _ in range(2)]
+        per_ip(srv, {"conns": 2, "ah": 0})
+        extra = conn_from(srv.port, "127.0.0.1")
+        assert closed_with(extra).startswith(b"HTTP/1.1 503")
+        for s in held:
+            s.close()
+        s1 = stats()
+        assert s1["accepted"] - s0["accepted"] >= 5
+        assert s1["refused"] - s0["refused"] == 1
+        assert s1["http"]["2xx"] - s0["http"]["2xx"] >= 2  # info, status
+        assert s1["http"]["4xx"] - s0["http"]["4xx"] == 1
+        assert s1["ws_messages"]["rx"] - s0["ws_messages"]["rx"] >= 5
+        assert s1["ws_messages"]["tx"] - s0["ws_messages"]["tx"] >= 5
+        assert s1["bytes_in"] > s0["bytes_in"] + 100
+        assert s1["bytes_out"] > s0["bytes_out"] + 500
+        w = s1["writeable_ms"]
+        assert w["n"] > 0 and 0 <= w["min"] <= w["mean"] <= w["max"] < 1000
+    finally:
+        srv.stop()

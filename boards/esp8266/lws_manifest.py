@@ -26,6 +26,7 @@ package(
         "ranges.py",
         "ring.py",
         "spa.py",
+        "stats.py",
         "uri.py",
         "utf8.py",
         "util.py",

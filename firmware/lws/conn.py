@@ -163,7 +163,12 @@ class Conn:
             if ev & (_POLLERR | _POLLHUP) and self.role.poll_error(self):
                 return
             if ev & _POLLOUT:
-                self.tx_t = time.ticks_ms()  # the socket takes data
+                now = time.ticks_ms()
+                if self.want_write and not self.tx:
+                    # asked for the writeable callback at tx_t: how long
+                    # it waited (lws stats' writeable latency)
+                    self.ctx.stats.writeable(time.ticks_diff(now, self.tx_t))
+                self.tx_t = now  # the socket takes data
                 if self.tx:
                     self._flush()
                 if not self.tx and self.want_write and not self.closed:
@@ -218,6 +223,7 @@ class Conn:
             n = 0
         if n is None:
             n = 0
+        self.ctx.stats.bytes_out += n
         if n < len(data):
             self.tx = [bytes(memoryview(data)[n:])]
             if not self.want_write:
@@ -237,6 +243,7 @@ class Conn:
                 self.err = e
                 self.drop()
                 return
+            self.ctx.stats.bytes_out += n or 0
             if n is None or n < len(d):
                 tx[0] = memoryview(d)[n or 0:]
                 return
@@ -249,6 +256,8 @@ class Conn:
         """Read into mv; None if nothing is there, 0 at end of stream."""
         try:
             n = self.sock.readinto(mv)
+            if n:
+                self.ctx.stats.bytes_in += n
             if self.tcp is not None and n and n == len(mv):
                 # mbedTLS may hold more of the record than fitted: poll on
                 # the TCP socket cannot tell, so read again after this event

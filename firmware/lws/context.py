@@ -10,6 +10,7 @@ import socket
 import time
 from . import log
 from .conn import Conn, peer_ip
+from .stats import Stats
 from .roles import http
 
 _POLLIN = const(1)
@@ -221,6 +222,8 @@ class Context:
         self._timers = []
         self._free = gc.mem_free()
         self._pending = []  # see rx_pending()
+        #: counters (lws.stats): in status.json
+        self.stats = Stats()
         #: request heads answered before, and how (files.Answer): the
         #: same head is answered again without being parsed
         self._answers = {}
@@ -304,6 +307,7 @@ class Context:
                     self._ips.setdefault(ip, [0, 0])[0] += 1
                     c.ip = ip
                 self.add(c, s)
+                self.stats.accepted += 1
                 if vhosts[0].tls_ctx is not None:
                     from .tls import SNIFF
                     c.transition(SNIFF)
@@ -336,6 +340,7 @@ class Context:
     def _refuse(self, s, plain):
         """No room: a 503 (plain HTTP ports) and close, at once."""
         log.info("full: connection refused")
+        self.stats.refused += 1
         try:
             if plain:
                 s.send(_FULL)
@@ -417,6 +422,7 @@ class Context:
             n = self._ips[c.ip]
             if n[1] >= self.ip_limit_ah:
                 log.info("%r: ip_limit_ah: 503", c)
+                self.stats.refused += 1
                 try:
                     c.sock.send(_FULL)
                 except OSError:
@@ -438,6 +444,7 @@ class Context:
                 log.info("heap full: waiting for a header buffer")
         if c not in self._ah_wait:
             self._ah_wait.append(c)
+            self.stats.ah_waits += 1
         return None
 
     def ah_put(self, ah, c=None):

@@ -13,6 +13,7 @@ def handshake_slot(c):
         return True
     if c not in ctx._tls_wait:
         ctx._tls_wait.append(c)
+        ctx.stats.tls_waits += 1
     return False
 
 

@@ -98,6 +98,15 @@ open("status", "/", "lws-status", (m) => {
   const s = JSON.parse(m);
   document.getElementById("heap").textContent =
     s.heap.alloc + " bytes in use, " + s.heap.free + " free";
+  const t = s.stats;
+  if (t)
+    document.getElementById("stats").textContent =
+      t.accepted + " accepted, " + t.refused + " refused, " + t.bytes_in +
+      " B in, " + t.bytes_out + " B out, HTTP " +
+      Object.entries(t.http).map(([k, n]) => n + " " + k).join(" ") +
+      ", WebSocket " + t.ws_messages.rx + " in / " + t.ws_messages.tx +
+      " out, writeable after " + t.writeable_ms.mean.toFixed(1) + " ms (max " +
+      t.writeable_ms.max + ")";
   const body = document.getElementById("conns");
   body.textContent = "";
   // a board's lws-status gives counts, no peers: a row for each

@@ -51,6 +51,7 @@ class Status(Protocol):
         d = {"uptime_ms": time.ticks_diff(time.ticks_ms(), self.t0),
              "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free()},
              "count": len(ctx.conns), "roles": roles, "protocols": protos}
+        d["stats"] = ctx.stats.as_dict()
         if ctx._ips is not None:
             d["ip_limits"] = {"wsi": ctx.ip_limit_wsi, "ah": ctx.ip_limit_ah}
             if conns is not None:

@@ -387,6 +387,7 @@ class Http(Role):
             if a.vhosts is c.vhosts and not c.tls and not log.level & 8 \
                     and a.answer(c):
                 ctx._last = a
+                ctx.stats.http[2] += 1
                 # the same head as before: answered as before (Answer)
                 self._consume(c, end)
                 if a.close:
@@ -539,6 +540,7 @@ class Http(Role):
             # answered before its body came: the connection closes after
             # (the rest of the body is not read), and the client is told
             req.keepalive = False
+        c.ctx.stats.http[status // 100] += 1
         p = [_OK if status == 200 else "HTTP/1.1 %d %s\r\n" % (
             status, reason(status)), _SERVER]
         d = date_line()
@@ -585,6 +587,7 @@ class Http(Role):
         """A whole response made before (FileServe's kept small files)."""
         req = c.req
         req.head_sent = req.done = True
+        c.ctx.stats.http[2] += 1
         c.send(data)
 
     def write(self, c, data):

@@ -274,6 +274,8 @@ class Ws(Role):
         out as header and payload."""
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
+        if fin and op & 15 < 8:
+            c.ctx.stats.ws_tx += 1
         n = len(data)
         b0 = (0x80 if fin else 0) | op
         ctx = c.ctx
@@ -424,6 +426,7 @@ class Ws(Role):
         ctx._rx_at = p
         self.receive(c, mv)
         ctx._rx_at = 0
+        ctx.stats.ws_rx += 1
         ws.msg_op = 0
 
     def header(self, c, ws, buf, pos, n):
@@ -598,6 +601,7 @@ class Ws(Role):
         ctx._rx_at = 0
         ws.first = False
         if final:
+            ctx.stats.ws_rx += 1
             ws.msg_op = 0
             ws.utf8 = None
             ws.text = False
@@ -656,6 +660,8 @@ class WsClient(Ws):
         buffer made once, a piece at a time for a big payload."""
         if c.ws.status != _OPEN and op != OP_CLOSE:
             return
+        if fin and op & 15 < 8:
+            c.ctx.stats.ws_tx += 1
         import os
         n = len(data)
         key = os.urandom(4)
