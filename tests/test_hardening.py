@@ -327,13 +327,16 @@ def test_idle_tls_connections_hold_no_handshake_slot(tls_srv):
     ctx.verify_mode = ssl.CERT_NONE
     spare = []
     try:
+        # (timeouts well below the server's timeout_secs of 20, which a
+        # held slot would make them wait for, and far above a handshake
+        # on a loaded machine)
         for _ in range(3):  # more than max_tls_handshakes (2)
             s = socket.create_connection(("127.0.0.1", tls_srv.tls_port),
-                                         timeout=5)
+                                         timeout=10)
             spare.append(ctx.wrap_socket(s, server_hostname="localhost"))
         time.sleep(0.2)
         s = socket.create_connection(("127.0.0.1", tls_srv.tls_port),
-                                     timeout=2)
+                                     timeout=10)
         with ctx.wrap_socket(s, server_hostname="localhost") as t:
             t.sendall(b"GET /t/pool HTTP/1.1\r\nHost: localhost\r\n\r\n")
             data = b""
