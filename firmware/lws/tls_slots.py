@@ -3,9 +3,6 @@ slots, and the read of an HTTP connection still shaking hands. A leaf of
 tls, so that the HTTP role and Conn reach it without importing tls."""
 
 
-_QUIET_MS = const(300)  # after our flight, silence that frees the slot
-
-
 def handshake_slot(c):
     """True if c may start its TLS handshake now; else it waits and
     handshake_done() wakes it."""
@@ -44,11 +41,6 @@ def shake(c):
         c.flights += 1
         if c.flights >= 2:
             handshake_done(c)
-        else:
-            # the client's answer is not always seen as a read of its own
-            # (Http.timeout then gives the slot back)
-            import time
-            c.deadline = time.ticks_add(time.ticks_ms(), _QUIET_MS)
         return False
     if n == 0:
         c.drop()

@@ -673,14 +673,6 @@ class Http(Role):
         c.drop()
 
     def timeout(self, c):
-        if c.handshaking and c.flights:
-            # our flight is out and nothing came since: the client's
-            # answer may have been read with it (the handshake then over
-            # unseen); the slot goes on, the handshake keeps its time
-            from ..tls_slots import handshake_done
-            handshake_done(c)
-            c.set_timeout(c.ctx.tls_handshake_timeout)
-            return
         if c.state == _HEAD and c.inlen:
             c.send(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                    b"Content-Length: 0\r\n\r\n")
