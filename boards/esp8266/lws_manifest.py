@@ -1,7 +1,8 @@
 # lws as frozen for esp8266 boards: the server core, WebSockets, the WLAN
 # slot manager, form parsing (spa) and the small plugins (permessage-deflate
-# frozen but off unless Vhost(ws_deflate=...) asks); no TLS, no clients
-# (the "deploy" list in profile.json says the same for file deploys).
+# frozen but off unless Vhost(ws_deflate=...) asks); no TLS, no clients,
+# so no proxy mounts either (the "deploy" list in profile.json says the
+# same for file deploys).
 # Included by manifest.py here, and by the 32-bit unix build (make unix32),
 # so the emulation freezes exactly what the board does. Paths are relative
 # to this file.

@@ -1,5 +1,6 @@
-"""Mounts map URL space to a folder (file://), a protocol (callback://)
-or a redirect (http://, https://), like lws_http_mount."""
+"""Mounts map URL space to a folder (file://), a protocol (callback://),
+an origin server behind a reverse proxy (http://) or a redirect
+('>https://...'), like lws_http_mount."""
 from . import log
 from .httpmsg import HttpError
 from .protocol import Protocol
@@ -8,7 +9,11 @@ from .protocol import Protocol
 class Mount:
     """mountpoint + origin: 'file://folder', 'file://site.zip' (the
     archive's entries served as a folder), 'callback://protocol-name',
-    or 'http(s)://...' for a redirect (lws LWSMPRO_REDIR_HTTP(S)).
+    'http://host[:port]/path' to proxy requests to that origin (lws
+    LWSMPRO_HTTP; lws.proxy), or '>http(s)://...' for a 301 redirect
+    (lws LWSMPRO_REDIR_HTTP(S), spelled as in lws's configuration).
+    proxy_timeout: seconds a proxied origin has to answer before a 504
+    (None: the context's timeout_secs).
 
     file:// mounts serve regular files inside the folder only: names
     starting with a dot are hidden unless dotfiles=True; symlinks are
@@ -24,7 +29,8 @@ class Mount:
 
     def __init__(self, mountpoint, origin, default="index.html",
                  cache_max_age=0, extra_mimetypes=None, dotfiles=False,
-                 follow_symlinks=False, auth_file=None, realm="microlws"):
+                 follow_symlinks=False, auth_file=None, realm="microlws",
+                 proxy_timeout=None):
         if not mountpoint.startswith("/"):
             raise ValueError("mountpoint must start with /")
         if '"' in realm or "\\" in realm or min(realm) < " ":
@@ -40,6 +46,14 @@ class Mount:
         self.extra_mimetypes = extra_mimetypes
         self.dotfiles = dotfiles
         self.follow_symlinks = follow_symlinks
+        self.proxy_timeout = proxy_timeout
+        if origin[:1] == ">":
+            if not (origin.startswith(">http://") or
+                    origin.startswith(">https://")):
+                raise ValueError("a redirect goes to http:// or https://")
+            self.target = origin[1:]
+            self.kind = "redirect"
+            return
         scheme, _, rest = origin.partition("://")
         if scheme == "file":
             self.target = rest.rstrip("/") or "/"
@@ -48,8 +62,14 @@ class Mount:
                 self.zip = ZipDir(self.target)  # read here: errors here
         elif scheme == "callback":
             self.target = rest
-        elif scheme in ("http", "https"):
-            self.target = origin
+        elif scheme == "http":
+            from .uri import parse_uri
+            parse_uri(origin)  # ValueError here for a bad one
+            from .proxy import Proxy  # ImportError here where there is none
+            self.target = Proxy(origin, proxy_timeout)
+        elif scheme == "https":
+            raise ValueError("https:// origins are not proxied: "
+                             "'>" + origin + "' is a redirect")
         else:
             raise ValueError("unknown mount origin " + origin)
         self.kind = scheme
@@ -81,6 +101,8 @@ class Mount:
                          self.target)
                 raise HttpError(404, "no such protocol")
             return p
+        if k == "http":
+            return self.target  # the mount's Proxy
         return Redirect(self.target)
 
 
