@@ -173,7 +173,7 @@ def _mount(m, i, where, names):
 
 
 def _vhost(v, where):
-    from .context import Vhost
+    from lws import Vhost  # through lws: context imports this module
     if not isinstance(v, dict):
         _fail(where, "a vhost is an object")
     d = {}
@@ -230,7 +230,7 @@ def _vhost(v, where):
 
 
 def _global(g):
-    from .context import Context
+    from lws import Context
     if not isinstance(g, dict):
         _fail("global", "an object")
     opts = {}
@@ -269,6 +269,6 @@ def build(conf):
 def context(conf):
     """A Context serving configuration conf (a dict or a file's path);
     nothing is bound when it is wrong."""
-    from .context import Context
+    from lws import Context
     opts, vhosts = build(conf)
     return Context(vhosts, **opts)
