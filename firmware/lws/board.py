@@ -148,7 +148,7 @@ def to_vhosts(cfg):
             protocols.append(spec)
         except ValueError as e:
             if not dflt:  # a default the profile did not deploy: quietly
-                log.notice("main: %s", e)
+                log.notice("main: protocol %s not loaded (%s)", spec, e)
     names = []
     for spec in protocols:
         f = config._factory(spec, "")
@@ -182,13 +182,8 @@ def run(booted=None, path="lws.json"):
     g = conf["global"]
     if "log_level" in g:
         log.set_level(g["log_level"])
-    try:
-        opts, vhosts = config.build(conf)
-    except ValueError as e:
-        # none of it is used: the board stays reachable as a new one is
-        log.warn("main: %s: %s: serving the defaults", path, e)
-        opts, vhosts = config.build(to_vhosts({"server": dict(
-            DEFAULTS["server"])}))
+    # wrong: it raises, nothing is started (main.py's safe mode counts it)
+    opts, vhosts = config.build(conf)
     w = cfg.get("wlan")
     m = None
     if w:
