@@ -30,6 +30,7 @@ help:
 	@echo "make run    the test server on the unix port (http://localhost:$(PORT))"
 	@echo "            PORT=8080 TLS_PORT=8443 DOCROOT=folder HEAP=160K LOGLEVEL=15 MICROPYTHON=path"
 	@echo "            ZIP=1 (the test page from a ZIP archive of www/)"
+	@echo "            CONFIG=file.json (serve that configuration, lws.config; reloaded when it changes)"
 	@echo "make client URL=ws://host:port/path   the test client on the unix port"
 	@echo "            PROTOCOL=name ECHO=1 DEFLATE=1 COUNT=n SEND=text HEAP=64K LOGLEVEL=15"
 	@echo "make test   the whole test suite"
@@ -93,6 +94,7 @@ run: setup
 	    $(if $(DOCROOT),--docroot $(DOCROOT)) \
 	    $(if $(HEAP),--heap $(HEAP)) \
 	    $(if $(filter-out 0,$(ZIP)),--zip) \
+	    $(if $(CONFIG),--config $(call shq,$(CONFIG))) \
 	    $(if $(LOGLEVEL),-d $(LOGLEVEL))
 
 client: setup

@@ -7,14 +7,16 @@ _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--auth-file FILE]      /private/ behind HTTP Basic (lwstool passwd)
         [--uploads DIR]         where /formtest saves uploaded files
         [--zip FILE]            the test page from this archive (lwstool zip)
-        [-o OPTION=VALUE ...]   any Context option (lws.Context's names)"""
+        [-o OPTION=VALUE ...]   any Context option (lws.Context's names)
+        [--config FILE]         serve this configuration (lws.config) instead;
+                                it is reloaded when the file changes"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
          "tls-port": None, "cert": None, "key": None, "auth-file": None,
-         "uploads": None, "zip": None,
+         "uploads": None, "zip": None, "config": None,
          "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
@@ -65,6 +67,8 @@ def main(argv=None):
     o = _options(sys.argv[1:] if argv is None else argv)
     if o["debug"] is not None:
         log.set_level(int(o["debug"]))
+    if o["config"]:
+        return _serve_config(o["config"])
     opts = {}
     if o["timeout"] is not None:
         opts["timeout_secs"] = float(o["timeout"])
@@ -111,6 +115,46 @@ def main(argv=None):
     if o["tls-port"]:
         log.notice("and on https://localhost:%s/", o["tls-port"])
     ctx.run()
+
+
+def _serve_config(path):
+    """Serve configuration file path; when the file changes, it is
+    reloaded (a wrong one is logged and changes nothing)."""
+    from lws import config, log
+    try:
+        ctx = config.context(path)
+    except (ValueError, OSError) as e:
+        print("test_server: %s" % e)
+        sys.exit(1)
+    watch(ctx, path)
+    log.notice("microlws test server: configuration %s", path)
+    ctx.run()
+
+
+def watch(ctx, path, ms=1000):
+    """Reload ctx from file path whenever its size or mtime changes
+    (checked every ms milliseconds from the loop)."""
+    import os
+    from lws import log
+
+    def stamp():
+        try:
+            st = os.stat(path)
+            return (st[6], st[8])
+        except OSError:
+            return None
+    last = [stamp()]
+
+    def check():
+        now = stamp()
+        if now == last[0] or now is None:
+            return
+        last[0] = now
+        try:
+            ctx.reload(path)
+        except (ValueError, OSError) as e:
+            log.warn("%s not reloaded: %s", path, e)
+    return ctx.every(ms, check)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ package(
         "_xor.py",
         "auth.py",
         "board.py",
+        "config.py",
         "conn.py",
         "context.py",
         "cookie.py",

@@ -41,9 +41,14 @@ DEFAULTS = {
                              "lws.plugins.status.Status"]}}
 
 
-def load_config(path="lws.json"):
-    """lws.json over DEFAULTS, key by key within "wlan" and "server"."""
+def load_config(path="lws.json", strict=False):
+    """lws.json over DEFAULTS, key by key within "wlan" and "server".
+    strict: a file that is not a JSON object raises ConfigError (else:
+    the defaults)."""
     import json
+    if strict:
+        from .config import read
+        return merge(read(path), path)
     cfg = {}
     try:
         with open(path) as f:
@@ -55,6 +60,11 @@ def load_config(path="lws.json"):
     if not isinstance(cfg, dict):
         log.notice("main: %s is not a JSON object: using the defaults", path)
         cfg = {}
+    return merge(cfg, path)
+
+
+def merge(cfg, path="lws.json"):
+    """cfg over DEFAULTS (see load_config)."""
     if "server" not in cfg and [k for k in DEFAULTS["server"] if k in cfg]:
         # the flat form {"port": .., "docroot": ..}
         cfg = {"wlan": cfg["wlan"], "server": cfg} if "wlan" in cfg \
@@ -121,14 +131,59 @@ def load_protocol(spec):
     return obj()
 
 
-def run(booted=None):
-    """Bring the board up from lws.json and serve until the loop ends;
-    booted() is called once the server listens (main.py's boot count)."""
-    import lws
-    cfg = load_config()
+def to_vhosts(cfg):
+    """The configuration lws.config builds (lwsws's shape): cfg itself
+    when it has "vhosts", else the one vhost that its "server" key
+    describes (port, docroot, mounts [[mountpoint, origin]], protocols
+    by class path or plugin name, options: Context options)."""
+    if "vhosts" in cfg:
+        return {"global": cfg.get("global", {}), "vhosts": cfg["vhosts"]}
+    from . import config
     srv = cfg["server"]
+    dflt = srv["protocols"] is DEFAULTS["server"]["protocols"]
+    protocols = []
+    for spec in srv["protocols"]:
+        try:
+            config._factory(spec, "server.protocols")
+            protocols.append(spec)
+        except ValueError as e:
+            if not dflt:  # a default the profile did not deploy: quietly
+                log.notice("main: protocol %s not loaded (%s)", spec, e)
+    names = []
+    for spec in protocols:
+        f = config._factory(spec, "")
+        names.append(getattr(f, "name", spec))
+    mounts = []
+    if srv["docroot"]:
+        mounts.append(["/", "file://" + srv["docroot"]])
+    for mp, origin in srv["mounts"]:
+        if srv["mounts"] is DEFAULTS["server"]["mounts"] and \
+                origin.startswith("callback://") and origin[11:] not in names:
+            continue
+        mounts.append([mp, origin])
+    g = dict(srv.get("options", {}))
     if "log_level" in srv:
-        log.set_level(srv["log_level"])
+        g["log_level"] = srv["log_level"]
+    return {"global": g, "vhosts": [{"name": "lws", "port": srv["port"],
+                                     "mounts": mounts,
+                                     "protocols": protocols}]}
+
+
+def run(booted=None, path="lws.json"):
+    """Bring the board up from lws.json and serve until the loop ends;
+    booted() is called once the server listens (main.py's boot count).
+    lws.json is looked at every second: when it changes, the server
+    reloads it without dropping anyone (Context.reload); a wrong one is
+    logged and changes nothing."""
+    import lws
+    from . import config
+    cfg = load_config(path)
+    conf = to_vhosts(cfg)
+    g = conf["global"]
+    if "log_level" in g:
+        log.set_level(g["log_level"])
+    # wrong: it raises, nothing is started (main.py's safe mode counts it)
+    opts, vhosts = config.build(conf)
     w = cfg.get("wlan")
     m = None
     if w:
@@ -137,26 +192,7 @@ def run(booted=None):
         except Exception as e:
             log.exc(e, "main: WLAN set-up failed; serving without it")
     gc.collect()
-    mounts = []
-    if srv["docroot"]:
-        mounts.append(lws.Mount("/", "file://" + srv["docroot"]))
-    protocols = []
-    dflt = srv["protocols"] is DEFAULTS["server"]["protocols"]
-    for spec in srv["protocols"]:
-        try:
-            protocols.append(load_protocol(spec))
-        except ImportError as e:
-            if not dflt:  # a default the profile did not deploy: quietly
-                log.exc(e, "main: protocol %s not loaded", spec)
-        except Exception as e:
-            log.exc(e, "main: protocol %s not loaded", spec)
-    names = [p.name for p in protocols]
-    for mp, origin in srv["mounts"]:
-        if srv["mounts"] is DEFAULTS["server"]["mounts"] and \
-                origin.startswith("callback://") and origin[11:] not in names:
-            continue
-        mounts.append(lws.Mount(mp, origin))
-    vh = lws.Vhost("lws", srv["port"], mounts, protocols)
+    vh = vhosts[0]
     cp = None  # the captive portal's options, when it is wanted
     if m is not None:
         when = w.get("setup", "ap")
@@ -219,14 +255,60 @@ def run(booted=None):
             show(True)
         if when == "ap" or cp is not None:
             m.on_change = changed
-    ctx = lws.Context([vh], **srv.get("options", {}))
+    ctx = lws.Context(vhosts, **opts)
     if m is not None:
         m.attach(ctx)
         if cp is not None and m.ap:
             captive(True)
+
+    def reloaded(new):
+        # the set-up page and the portal go on with the first vhost
+        nonlocal vh
+        old, vh = vh, new[0]
+        if page and page[0] in old.mounts:
+            vh.protocols.append(old.protocol("lws-wlan-setup"))
+            vh.mount(page[0])
+        if portal:
+            old.remove_filter(portal[0]._filter)
+            portal[0].vh = vh
+            vh.add_filter(portal[0]._filter)
+    watch(ctx, path, reloaded if m is not None else None)
     if booted:
         booted()
     gc.collect()
     log.notice("main: serving on port %d", vh.port)
     ctx.run()
     return ctx
+
+
+def watch(ctx, path="lws.json", then=None, ms=1000):
+    """Every ms milliseconds, look at file path's size and mtime: when
+    they change, reload ctx from it (through to_vhosts, so the "server"
+    form too), then call then(new vhosts). A wrong file is logged and
+    changes nothing. Returns the timer (ctx.cancel() stops it)."""
+    import os
+    from . import config
+
+    def stamp():
+        try:
+            st = os.stat(path)
+            return (st[6], st[8])
+        except OSError:
+            return None
+    last = [stamp()]
+
+    def check():
+        now = stamp()
+        if now == last[0]:
+            return
+        last[0] = now
+        try:
+            c = to_vhosts(load_config(path, True))
+            built = config.build(c)
+            ctx.reload(built)
+        except (ValueError, OSError) as e:
+            log.warn("main: %s not reloaded: %s", path, e)
+            return
+        if then is not None:
+            then(built[1])
+    return ctx.every(ms, check)

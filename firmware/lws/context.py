@@ -21,6 +21,10 @@ _EAGAIN = const(11)
 _TIMER_MS = const(250)
 _ACCEPT_BURST = const(8)
 _EVICT_MS = const(50)  # a new connection gets this long to start its head
+# options that size buffers made once: a reload cannot change them
+_FIXED = ("file_chunk", "rx_buffer_size", "max_http_header_data")
+_DERIVED = ("heap_reserve", "heap_reserve_ws", "file_cache", "head_timeout",
+            "tls_handshake_timeout")
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
          b"Connection: close\r\nContent-Length: 0\r\n\r\n")
 
@@ -191,19 +195,8 @@ class Context:
             if not hasattr(self, k):
                 raise ValueError("unknown option " + k)
             setattr(self, k, options[k])
-        heap = gc.mem_free() + gc.mem_alloc()
-        self.heap_reserve = self.heap_reserve or heap >> 5
-        self.heap_reserve_ws = self.heap_reserve_ws or max(
-            heap >> 4, 2 * self.rx_buffer_size)
-        if not self.file_cache:
-            self.file_cache = heap >> 5
-        self.file_cache = max(self.file_cache, 0)
-        self.head_timeout = min(self.head_timeout, self.timeout_secs)
-        self.tls_handshake_timeout = min(self.tls_handshake_timeout,
-                                         self.timeout_secs)
-        # the two the request path sets most, in ms
-        self._head_ms = int(self.head_timeout * 1000)
-        self._ka_ms = int(self.keepalive_timeout * 1000)
+        self._opts = options
+        self._derive()
         if log_level is not None:
             log.set_level(log_level)
         if vhosts is None:
@@ -240,9 +233,24 @@ class Context:
             self._ips = {}
         self._ah_free.append(bytearray(self.max_http_header_data))
         self._ah_count = 1
-        for vh in self.vhosts:
-            self._bind(vh)
+        self._listen = self._bind_all(self.vhosts, {})
         self._presize()
+
+    def _derive(self):
+        """The limits that follow from others, and from the heap."""
+        heap = gc.mem_free() + gc.mem_alloc()
+        self.heap_reserve = self.heap_reserve or heap >> 5
+        self.heap_reserve_ws = self.heap_reserve_ws or max(
+            heap >> 4, 2 * self.rx_buffer_size)
+        if not self.file_cache:
+            self.file_cache = heap >> 5
+        self.file_cache = max(self.file_cache, 0)
+        self.head_timeout = min(self.head_timeout, self.timeout_secs)
+        self.tls_handshake_timeout = min(self.tls_handshake_timeout,
+                                         self.timeout_secs)
+        # the two the request path sets most, in ms
+        self._head_ms = int(self.head_timeout * 1000)
+        self._ka_ms = int(self.keepalive_timeout * 1000)
 
     def _presize(self):
         """Grow the socket table to its full size now, while the heap is
@@ -257,22 +265,109 @@ class Context:
 
     # -- listen sockets ------------------------------------------------
 
-    def _bind(self, vh):
-        for s, vhs in self._listen.items():
-            if vhs[0].port == vh.port and vhs[0].iface == vh.iface:
-                vhs.append(vh)
-                log.notice("vhost '%s' shares port %d", vh.name, vh.port)
-                return
+    def _bind_all(self, vhosts, keep):
+        """{listen socket: [vhost, ...]} for vhosts, one socket per port
+        and iface: kept from keep ({(port, iface): socket}) or bound now.
+        When one cannot be bound, the ones bound here are closed again."""
+        socks = {}
+        got = {}
+        try:
+            for vh in vhosts:
+                k = (vh.port, vh.iface)
+                s = got.get(k)
+                if s is not None:
+                    socks[s].append(vh)
+                    log.notice("vhost '%s' shares port %d", vh.name, vh.port)
+                    continue
+                s = keep.get(k)
+                if s is None:
+                    s = self._open(vh)
+                    log.notice("vhost '%s' listening on port %d", vh.name,
+                               vh.port)
+                got[k] = s
+                socks[s] = [vh]
+        except Exception:
+            for s in socks:
+                if s not in keep.values():
+                    self._close_listen(s)
+            raise
+        return socks
+
+    def _open(self, vh):
         s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ai = socket.getaddrinfo(vh.iface or "0.0.0.0", vh.port, 0,
-                                socket.SOCK_STREAM)[0][-1]
-        s.bind(ai)
-        s.listen(self.backlog)
-        s.setblocking(False)
-        self._listen[s] = [vh]
-        self.poll.register(s, _POLLIN)
-        log.notice("vhost '%s' listening on port %d", vh.name, vh.port)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ai = socket.getaddrinfo(vh.iface or "0.0.0.0", vh.port, 0,
+                                    socket.SOCK_STREAM)[0][-1]
+            s.bind(ai)
+            s.listen(self.backlog)
+            s.setblocking(False)
+            self.poll.register(s, _POLLIN)
+        except Exception:
+            s.close()
+            raise
+        return s
+
+    def _close_listen(self, s):
+        try:
+            self.poll.unregister(s)
+        except (OSError, KeyError):
+            pass
+        s.close()
+
+    def reload(self, conf):
+        """Serve a new configuration without dropping anyone (lws v2.2's
+        graceful reload). conf: a configuration (lws.config: a dict, or
+        its file's path), or (options, [Vhost]) as lws.config.build
+        gives. It is checked and built first, and new ports bound: a
+        wrong one raises (ConfigError, OSError) and changes nothing.
+        Then ports it no longer names are closed (their open connections
+        go on), same-port sockets are kept, new connections get the new
+        vhosts, and open ones finish on the vhosts they started on.
+        Options it leaves out that an earlier one set go back to their
+        defaults; the buffer sizes take a restart."""
+        if isinstance(conf, tuple):
+            opts, vhosts = conf
+        else:
+            from .config import build
+            opts, vhosts = build(conf)
+        opts = dict(opts)
+        level = opts.pop("log_level", None)
+        for k in opts:
+            if k[0] == "_" or not hasattr(self, k) or \
+                    callable(getattr(self, k)):
+                raise ValueError("global.%s: unknown option" % k)
+        for k in _FIXED:
+            if k in opts and opts[k] != getattr(self, k):
+                raise ValueError("global.%s: takes a restart" % k)
+        keep = {}
+        for s, vhs in self._listen.items():
+            keep[(vhs[0].port, vhs[0].iface)] = s
+        socks = self._bind_all(vhosts, keep)  # raises: nothing changed
+        for s in self._listen:
+            if s not in socks:
+                self._close_listen(s)
+                log.notice("port %d closed", self._listen[s][0].port)
+        # new lists: open connections keep the ones they hold
+        self._listen = socks
+        self.vhosts = list(vhosts)
+        for k in tuple(self._opts) + _DERIVED:
+            if k not in opts and k not in _FIXED:
+                try:
+                    delattr(self, k)  # back to the class's default
+                except AttributeError:
+                    pass
+        for k in opts:
+            setattr(self, k, opts[k])
+        self._opts = opts
+        self._derive()
+        if (self.ip_limit_wsi or self.ip_limit_ah) and self._ips is None:
+            self._ips = {}
+        self._answers = {}
+        self._last = None
+        if level is not None:
+            log.set_level(level)
+        log.notice("configuration reloaded: %d vhosts", len(self.vhosts))
 
     def _accept(self, ls):
         vhosts = self._listen[ls]

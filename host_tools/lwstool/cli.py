@@ -44,7 +44,7 @@ def _serve(s, args):
                           docroot=args.docroot, debug=args.debug,
                           timeout=args.timeout, iface=args.iface,
                           tls_port=args.tls_port or None,
-                          source=args.source)
+                          source=args.source, config=args.config)
 
 
 def _serve_parser(p):
@@ -66,6 +66,8 @@ def _serve_parser(p):
     p.add_argument("--source", action="store_true",
                    help="run the firmware's .py files (default: compiled "
                    "to .mpy in build/mpy, as a board runs it)")
+    p.add_argument("--config", help="serve this configuration file "
+                   "(lws.config's JSON; reloaded when it changes)")
 
 
 def _client(s, args):

@@ -56,7 +56,10 @@ def environment(path=None):
 
 def server_args(port=7681, docroot=None, debug=None, timeout=None,
                 pool=None, iface=None, tls_port=None, cert=None, key=None,
-                auth_file=None, zip=None):
+                auth_file=None, zip=None, config=None):
+    if config:
+        a = ["--config", Path(config).resolve()]
+        return a + (["-d", debug] if debug is not None else [])
     a = ["-p", port]
     if zip:
         a += ["--zip", Path(zip).resolve()]
@@ -97,7 +100,8 @@ def serve(heap=None, path=None, source=False, **kw):
         from . import mpy
         mpy.build()
         path = mpy.BUILD
-    if "auth_file" not in kw and not kw.get("docroot"):
+    if "auth_file" not in kw and not kw.get("docroot") and \
+            not kw.get("config"):
         # /private/ behind credentials made on first use, as the
         # certificate is
         from . import passwd
