@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(240)
 
 # the README's figures (Board fit): the bench app from .mpy on the 64-bit
 # port from PyPI, and with lws frozen on the 32-bit build (make unix32)
-HEAPS = {"mpy64": {"big": "120K", "ten": "128K"},
+HEAPS = {"mpy64": {"big": "144K", "ten": "144K"},
          "frozen32": {"big": "48K", "ten": "48K"}}
 CLIENT_HEAP = "48K"  # the echo client, 32-bit, lws frozen
 SIZES = (65536, 262144, 1 << 20)
@@ -66,6 +66,9 @@ def bench_app(tmp_path, build, what):
 
 def test_server_echoes_big_messages_at_the_stated_heap(tmp_path, build):
     app = bench_app(tmp_path, build, "big")
+    # the page first, as a browser asks for it (the file server's import
+    # finds the heap whole; after megabytes of messages it may not)
+    assert app.get("/f.txt")[2] == b"x" * 512
 
     async def go():
         bad = []

@@ -22,6 +22,7 @@ Protocols are named as lws's plugins (PLUGINS below), imported only when
 named; an application adds its own with register(name, factory), or
 names a class by its dotted path ("myapp.proto.Chat").
 """
+from . import log
 
 PLUGINS = {
     "dumb-increment-protocol": "lws.plugins.dumb_increment.DumbIncrement",
@@ -272,3 +273,54 @@ def context(conf):
     from lws import Context
     opts, vhosts = build(conf)
     return Context(vhosts, **opts)
+
+
+# options that size buffers made once: a reload cannot change them
+_FIXED = ("file_chunk", "rx_buffer_size", "max_http_header_data")
+_DERIVED = ("heap_reserve", "heap_reserve_ws", "file_cache", "head_timeout",
+            "tls_handshake_timeout")
+
+
+def reload(ctx, conf):
+    """Context.reload(conf), loaded with the configuration code."""
+    if isinstance(conf, tuple):
+        opts, vhosts = conf
+    else:
+        opts, vhosts = build(conf)
+    opts = dict(opts)
+    level = opts.pop("log_level", None)
+    for k in opts:
+        if k[0] == "_" or not hasattr(ctx, k) or \
+                callable(getattr(ctx, k)):
+            raise ValueError("global.%s: unknown option" % k)
+    for k in _FIXED:
+        if k in opts and opts[k] != getattr(ctx, k):
+            raise ValueError("global.%s: takes a restart" % k)
+    keep = {}
+    for s, vhs in ctx._listen.items():
+        keep[(vhs[0].port, vhs[0].iface)] = s
+    socks = ctx._bind_all(vhosts, keep)  # raises: nothing changed
+    for s in ctx._listen:
+        if s not in socks:
+            ctx._close_listen(s)
+            log.notice("port %d closed", ctx._listen[s][0].port)
+    # new lists: open connections keep the ones they hold
+    ctx._listen = socks
+    ctx.vhosts = list(vhosts)
+    for k in tuple(ctx._opts) + _DERIVED:
+        if k not in opts and k not in _FIXED:
+            try:
+                delattr(ctx, k)  # back to the class's default
+            except AttributeError:
+                pass
+    for k in opts:
+        setattr(ctx, k, opts[k])
+    ctx._opts = opts
+    ctx._derive()
+    if (ctx.ip_limit_wsi or ctx.ip_limit_ah) and ctx._ips is None:
+        ctx._ips = {}
+    ctx._answers = {}
+    ctx._last = None
+    if level is not None:
+        log.set_level(level)
+    log.notice("configuration reloaded: %d vhosts", len(ctx.vhosts))

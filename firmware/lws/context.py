@@ -21,10 +21,6 @@ _EAGAIN = const(11)
 _TIMER_MS = const(250)
 _ACCEPT_BURST = const(8)
 _EVICT_MS = const(50)  # a new connection gets this long to start its head
-# options that size buffers made once: a reload cannot change them
-_FIXED = ("file_chunk", "rx_buffer_size", "max_http_header_data")
-_DERIVED = ("heap_reserve", "heap_reserve_ws", "file_cache", "head_timeout",
-            "tls_handshake_timeout")
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
          b"Connection: close\r\nContent-Length: 0\r\n\r\n")
 
@@ -326,48 +322,8 @@ class Context:
         vhosts, and open ones finish on the vhosts they started on.
         Options it leaves out that an earlier one set go back to their
         defaults; the buffer sizes take a restart."""
-        if isinstance(conf, tuple):
-            opts, vhosts = conf
-        else:
-            from .config import build
-            opts, vhosts = build(conf)
-        opts = dict(opts)
-        level = opts.pop("log_level", None)
-        for k in opts:
-            if k[0] == "_" or not hasattr(self, k) or \
-                    callable(getattr(self, k)):
-                raise ValueError("global.%s: unknown option" % k)
-        for k in _FIXED:
-            if k in opts and opts[k] != getattr(self, k):
-                raise ValueError("global.%s: takes a restart" % k)
-        keep = {}
-        for s, vhs in self._listen.items():
-            keep[(vhs[0].port, vhs[0].iface)] = s
-        socks = self._bind_all(vhosts, keep)  # raises: nothing changed
-        for s in self._listen:
-            if s not in socks:
-                self._close_listen(s)
-                log.notice("port %d closed", self._listen[s][0].port)
-        # new lists: open connections keep the ones they hold
-        self._listen = socks
-        self.vhosts = list(vhosts)
-        for k in tuple(self._opts) + _DERIVED:
-            if k not in opts and k not in _FIXED:
-                try:
-                    delattr(self, k)  # back to the class's default
-                except AttributeError:
-                    pass
-        for k in opts:
-            setattr(self, k, opts[k])
-        self._opts = opts
-        self._derive()
-        if (self.ip_limit_wsi or self.ip_limit_ah) and self._ips is None:
-            self._ips = {}
-        self._answers = {}
-        self._last = None
-        if level is not None:
-            log.set_level(level)
-        log.notice("configuration reloaded: %d vhosts", len(self.vhosts))
+        from .config import reload
+        reload(self, conf)
 
     def _accept(self, ls):
         vhosts = self._listen[ls]

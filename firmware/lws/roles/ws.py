@@ -630,9 +630,10 @@ class Ws(Role):
             reason = bytes(data[2:])
             if not valid_close_code(code):
                 raise WsError(1002, "invalid close code %d" % code)
-            from ..utf8 import valid
-            if not valid(reason):
-                raise WsError(1007, "close reason is not UTF-8")
+            if reason and max(reason) >= 0x80:  # (ASCII needs no check)
+                from ..utf8 import valid
+                if not valid(reason):
+                    raise WsError(1007, "close reason is not UTF-8")
         ws.close_code = code
         ws.close_reason = reason
         if ws.status == _OPEN:
