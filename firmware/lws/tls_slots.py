@@ -1,6 +1,7 @@
 """TLS handshakes in progress at once (Context.max_tls_handshakes): the
 slots, and the read of an HTTP connection still shaking hands. A leaf of
 tls, so that the HTTP role and Conn reach it without importing tls."""
+import time
 
 
 def handshake_slot(c):
@@ -23,8 +24,15 @@ def handshake_done(c):
         c.handshaking = False
         ctx = c.ctx
         ctx.tls_handshakes -= 1
-        if ctx._tls_wait:
-            ctx._tls_wait.pop(0).update()
+        while ctx._tls_wait:
+            w = ctx._tls_wait.pop(0)
+            d = w.deadline
+            if d is not None and time.ticks_diff(time.ticks_ms(), d) >= 0:
+                # its time is up (the timer drops it): a slot now would
+                # give it a handshake's time more, the next one's turn
+                continue
+            w.update()
+            break
 
 
 def shake(c):
