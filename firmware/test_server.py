@@ -126,35 +126,9 @@ def _serve_config(path):
     except (ValueError, OSError) as e:
         print("test_server: %s" % e)
         sys.exit(1)
-    watch(ctx, path)
+    config.watch(ctx, path)
     log.notice("microlws test server: configuration %s", path)
     ctx.run()
-
-
-def watch(ctx, path, ms=1000):
-    """Reload ctx from file path whenever its size or mtime changes
-    (checked every ms milliseconds from the loop)."""
-    import os
-    from lws import log
-
-    def stamp():
-        try:
-            st = os.stat(path)
-            return (st[6], st[8])
-        except OSError:
-            return None
-    last = [stamp()]
-
-    def check():
-        now = stamp()
-        if now == last[0] or now is None:
-            return
-        last[0] = now
-        try:
-            ctx.reload(path)
-        except (ValueError, OSError) as e:
-            log.warn("%s not reloaded: %s", path, e)
-    return ctx.every(ms, check)
 
 
 if __name__ == "__main__":

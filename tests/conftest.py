@@ -1,5 +1,6 @@
 """Fixtures: the firmware runs on the MicroPython unix port, as a child."""
 import http.client
+import http.server
 import os
 import shutil
 import socket
@@ -220,3 +221,22 @@ def run_mpy(code, timeout=30, heap=None, cwd=None):
 
 
 os.environ.setdefault("MICROPYTHON", unixport.micropython())
+
+
+class PeerHandler(http.server.BaseHTTPRequestHandler):
+    """CPython's http.server as a peer of our client and proxy: HTTP/1.1,
+    quiet, with _send(status, body, ctype, extra headers)."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, body, ctype="text/plain", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)

@@ -22,7 +22,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import serve as ws_serve
 
-from conftest import free_port, peer, run_mpy, wait_port
+from conftest import PeerHandler, free_port, peer, run_mpy, wait_port
 from wsraw import read_exact
 from lwstool import unixport
 
@@ -368,25 +368,10 @@ def read_client_frame(s):
     return bool(b0 & 0x80), b0 & 15, key, raw, data
 
 
-class HttpHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
+class HttpHandler(PeerHandler):
     def setup(self):
         super().setup()
         self.server.accepts += 1
-
-    def _send(self, status, body, ctype="text/plain", extra=()):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def _body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import free_port, peer, recv_all, run_mpy, start
+from conftest import PeerHandler, free_port, peer, recv_all, run_mpy, start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,22 +56,7 @@ def read_chunked(rfile):
         rfile.readline()
 
 
-class Origin(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def _send(self, status, body, ctype="text/plain", extra=()):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
+class Origin(PeerHandler):
     def _route(self):
         SEEN.update(method=self.command, path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()})

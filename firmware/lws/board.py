@@ -282,33 +282,8 @@ def run(booted=None, path="lws.json"):
 
 
 def watch(ctx, path="lws.json", then=None, ms=1000):
-    """Every ms milliseconds, look at file path's size and mtime: when
-    they change, reload ctx from it (through to_vhosts, so the "server"
-    form too), then call then(new vhosts). A wrong file is logged and
-    changes nothing. Returns the timer (ctx.cancel() stops it)."""
-    import os
+    """lws.config.watch for lws.json: read through to_vhosts, so the
+    "server" form too; then(new vhosts) after each reload."""
     from . import config
-
-    def stamp():
-        try:
-            st = os.stat(path)
-            return (st[6], st[8])
-        except OSError:
-            return None
-    last = [stamp()]
-
-    def check():
-        now = stamp()
-        if now == last[0]:
-            return
-        last[0] = now
-        try:
-            c = to_vhosts(load_config(path, True))
-            built = config.build(c)
-            ctx.reload(built)
-        except (ValueError, OSError) as e:
-            log.warn("main: %s not reloaded: %s", path, e)
-            return
-        if then is not None:
-            then(built[1])
-    return ctx.every(ms, check)
+    return config.watch(ctx, path, lambda p: config.build(
+        to_vhosts(load_config(p, True))), then, ms)

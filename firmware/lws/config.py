@@ -275,6 +275,37 @@ def context(conf):
     return Context(vhosts, **opts)
 
 
+def watch(ctx, path, load=None, then=None, ms=1000):
+    """Every ms milliseconds, look at file path's size and mtime: when
+    they change, reload ctx from load(path) (default: build(path)), then
+    call then(new vhosts). A wrong or missing file is logged and changes
+    nothing. Returns the timer (ctx.cancel() stops it)."""
+    import os
+
+    def stamp():
+        try:
+            st = os.stat(path)
+            return (st[6], st[8])
+        except OSError:
+            return None
+    last = [stamp()]
+
+    def check():
+        now = stamp()
+        if now == last[0]:
+            return
+        last[0] = now
+        try:
+            built = (load or build)(path)
+            reload(ctx, built)
+        except (ValueError, OSError) as e:
+            log.warn("%s not reloaded: %s", path, e)
+            return
+        if then is not None:
+            then(built[1])
+    return ctx.every(ms, check)
+
+
 # options that size buffers made once: a reload cannot change them
 _FIXED = ("file_chunk", "rx_buffer_size", "max_http_header_data")
 _DERIVED = ("heap_reserve", "heap_reserve_ws", "file_cache", "head_timeout",

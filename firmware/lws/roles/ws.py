@@ -530,13 +530,7 @@ class Ws(Role):
             ws.pmd.rx(self, c, ws, mv, last)
             return
         if ws.text:
-            u = ws.utf8
-            if u is None and len(mv) and max(mv) >= 0x80:
-                # the validator is made only for text that is not ASCII
-                from ..utf8 import Utf8
-                u = ws.utf8 = Utf8()
-            if u is not None and not u.feed(mv, last):
-                raise WsError(1007, "invalid UTF-8 in text message")
+            self.text(ws, mv, last)
         rxmax = c.proto.rx_buffer_size
         if ws.buf is None:
             # straight from the read buffer, in pieces of rx_buffer_size
@@ -590,6 +584,16 @@ class Ws(Role):
             ws.buf = None
             ws.after = 0
             self.deliver(c, ws, piece, True)
+
+    def text(self, ws, data, final):
+        """Check the next piece of a text message as UTF-8 (1007 when it
+        is not); the validator is made only for text that is not ASCII."""
+        u = ws.utf8
+        if u is None and len(data) and max(data) >= 0x80:
+            from ..utf8 import Utf8
+            u = ws.utf8 = Utf8()
+        if u is not None and not u.feed(data, final):
+            raise WsError(1007, "invalid UTF-8 in text message")
 
     def deliver(self, c, ws, data, final, at=0):
         """A piece to the protocol; at: where it starts in the read buffer

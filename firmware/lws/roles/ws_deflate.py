@@ -325,7 +325,7 @@ class Deflate:
                     if c.closed or ws.status != 0:
                         return
                     out[0] = one[0]
-                    self.got(ws, omv[:1], mx, err)
+                    self.got(role, ws, omv[:1], mx)
                     self.fill = 1
                 else:
                     self.ended = True
@@ -334,12 +334,13 @@ class Deflate:
                 return  # wait for more input
             n = self.run(z, omv[self.fill:self.fill + want], err)
             if n:
-                self.got(ws, omv[self.fill:self.fill + n], mx, err)
+                self.got(role, ws, omv[self.fill:self.fill + n], mx)
                 self.fill += n
             if n < want:
                 self.ended = True  # its final block has been read
         if last:
-            self.check(ws, b"", True, err)
+            if ws.text:
+                role.text(ws, b"", True)
             self.piece(role, c, ws, omv[:self.fill], True)
 
     def run(self, z, buf, err):
@@ -350,20 +351,12 @@ class Deflate:
             # stream); OSError: the inflater found it corrupt
             raise err(1007, "invalid compressed data")
 
-    def got(self, ws, data, mx, err):
+    def got(self, role, ws, data, mx):
         self.total += len(data)
         if mx and self.total > mx:
-            raise err(1009, "message too big (inflated)")
-        self.check(ws, data, False, err)
-
-    def check(self, ws, data, final, WsError):
+            raise role.error(1009, "message too big (inflated)")
         if ws.text:
-            u = ws.utf8
-            if u is None and len(data) and max(data) >= 0x80:
-                from ..utf8 import Utf8
-                u = ws.utf8 = Utf8()
-            if u is not None and not u.feed(data, final):
-                raise WsError(1007, "invalid UTF-8 in text message")
+            role.text(ws, data, False)
 
     def piece(self, role, c, ws, data, final):
         self.fill = 0
