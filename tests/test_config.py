@@ -310,3 +310,105 @@ def test_board_reloads_lws_json_when_it_changes(tmp_path):
     assert seen["q up"] and seen["p gone"], (seen, log)
     assert seen["q"] == (200, b"board two"), seen
     assert seen["progress"] > 10, seen
+
+
+# -- lwstool config push --reload --url: the lws-config plugin ---------------
+
+
+def pushing_vhost(name, port, folder, passwd, conf):
+    v = vhost(name, port, folder)
+    v["mounts"].append({"mountpoint": "/lws-config",
+                        "origin": "callback://lws-config",
+                        "auth-file": str(passwd)})
+    v["ws-protocols"].append({"lws-config": {"path": str(conf)}})
+    return v
+
+
+def lwstool_push(conf, url, password="board secret", *more):
+    import os
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, LWSTOOL_PASSWORD=password)
+    exe = Path(sys.executable).with_name("lwstool")
+    return subprocess.run([str(exe), "config", "push", str(conf), "--reload",
+                           "--url", url, *more], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_config_push_reload_over_http_drops_nobody(tmp_path):
+    from lwstool import passwd
+    a, c = free_port(), free_port()
+    one = site(tmp_path, "one", "version one")
+    two = site(tmp_path, "two", "version two")
+    pw = tmp_path / "passwd"
+    passwd.set_user(pw, "admin", "board secret", 1000)
+    conf = tmp_path / "lws.json"
+    write(conf, {"vhosts": [pushing_vhost("a", a, one, pw, conf)]})
+    srv = start(tmp_path, args=["--config", conf], port=a)
+    url = "http://127.0.0.1:%d/lws-config" % a
+    new = tmp_path / "new.json"
+    write(new, {"vhosts": [pushing_vhost("a", a, two, pw, conf),
+                           vhost("c", c, two)]})
+    bad = tmp_path / "bad.json"
+    write(bad, {"vhosts": [pushing_vhost("a", a, two, pw, conf),
+                           vhost("d", free_port(), tmp_path / "nowhere")]})
+    t = Talkers()
+    seen = {}
+
+    def during():
+        time.sleep(0.8)
+        before = dict(t.per)
+        seen["stranger"] = lwstool_push(new, url, "guess")
+        seen["file after stranger"] = json.loads(conf.read_text())
+        seen["bad"] = lwstool_push(bad, url)
+        seen["file after bad"] = json.loads(conf.read_text())
+        seen["a after bad"] = get(a)
+        seen["good"] = lwstool_push(new, url)
+        seen["a new"] = get(a)
+        seen["c new"] = get(c)
+        time.sleep(1.5)  # a watch that reloaded again would log it
+        seen["progress"] = {k: t.per[k] - before.get(k, 0) for k in t.per}
+
+    try:
+        arun(t.run(["ws://127.0.0.1:%d/echo" % a] * 3, during), timeout=90)
+        log = srv.log()
+        assert srv.proc.poll() is None, log
+    finally:
+        srv.stop()
+    assert not t.errors, (t.errors, log)
+    s = seen["stranger"]
+    assert s.returncode != 0 and "(401)" in s.stderr, s
+    assert seen["file after stranger"]["vhosts"][0]["mounts"][0][
+        "origin"].endswith("one")
+    b = seen["bad"]
+    assert b.returncode != 0 and "(400)" in b.stderr and \
+        "vhosts[1].mounts[0].origin" in b.stderr, b
+    assert seen["file after bad"] == seen["file after stranger"]
+    assert seen["a after bad"] == (200, b"version one")
+    g = seen["good"]
+    assert g.returncode == 0 and "reloaded: 2 vhosts" in g.stdout, g
+    assert seen["a new"] == (200, b"version two") == seen["c new"]
+    assert json.loads(conf.read_text()) == json.loads(new.read_text())
+    assert not (tmp_path / "lws.json.new").exists()
+    assert log.count("configuration reloaded") == 1, log
+    assert min(seen["progress"].values()) > 20, seen
+    assert t.echoed == t.sent
+
+
+def test_config_push_needs_the_mounts_auth_file(tmp_path):
+    a = free_port()
+    conf = tmp_path / "lws.json"
+    v = vhost("a", a, site(tmp_path, "one", "one"))
+    v["mounts"].append(["/lws-config", "callback://lws-config"])
+    v["ws-protocols"].append({"lws-config": {"path": str(conf)}})
+    write(conf, {"vhosts": [v]})
+    before = conf.read_text()
+    srv = start(tmp_path, args=["--config", conf], port=a)
+    try:
+        p = lwstool_push(conf, "http://127.0.0.1:%d/lws-config" % a)
+        assert p.returncode != 0 and "(403)" in p.stderr, p
+        assert "auth_file" in p.stderr
+        assert conf.read_text() == before
+        assert get(a, "/lws-config")[0] == 403
+    finally:
+        srv.stop()

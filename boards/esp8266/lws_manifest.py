@@ -43,6 +43,7 @@ package(
         "roles/ws_deflate.py",
         "plugins/__init__.py",
         "plugins/captive.py",
+        "plugins/config_push.py",
         "plugins/echo.py",
         "plugins/serial_bridge.py",
         "plugins/status.py",

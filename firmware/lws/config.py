@@ -32,11 +32,13 @@ PLUGINS = {
     "lws-formtest": "lws.plugins.formtest.FormTest",
     "lws-http-test": "lws.plugins.http_test.HttpTest",
     "lws-serial-bridge": "lws.plugins.serial_bridge.SerialBridge",
+    "lws-config": "lws.plugins.config_push.ConfigPush",
 }
 
 # vhost keys that are not Vhost options, and lwsws's names for options
 _VH_ALIAS = {"interface": "iface", "host_ssl_cert": "tls_cert",
-             "host_ssl_key": "tls_key", "ws_protocols": "protocols"}
+             "host_ssl_key": "tls_key", "host_ssl_ca": "tls_client_ca",
+             "ws_protocols": "protocols"}
 _MOUNT_KEYS = ("mountpoint", "origin", "default", "cache_max_age",
                "extra_mimetypes", "dotfiles", "follow_symlinks", "auth_file",
                "realm")
@@ -279,7 +281,12 @@ def watch(ctx, path, load=None, then=None, ms=1000):
     """Every ms milliseconds, look at file path's size and mtime: when
     they change, reload ctx from load(path) (default: build(path)), then
     call then(new vhosts). A wrong or missing file is logged and changes
-    nothing. Returns the timer (ctx.cancel() stops it)."""
+    nothing. Returns the timer (ctx.cancel() stops it).
+
+    ctx.conf_apply(new) is the same step for a new file beside path (the
+    lws-config plugin's upload): checked by the same loader, the reload
+    done, and only then renamed over path; ValueError or OSError, and
+    nothing changed, when it is wrong."""
     import os
 
     def stamp():
@@ -290,19 +297,29 @@ def watch(ctx, path, load=None, then=None, ms=1000):
             return None
     last = [stamp()]
 
+    def apply(src=path):
+        built = (load or build)(src)
+        reload(ctx, built)
+        if src != path:
+            try:
+                os.rename(src, path)
+            except OSError:  # FAT renames over no file
+                os.remove(path)
+                os.rename(src, path)
+        last[0] = stamp()
+        if then is not None:
+            then(built[1])
+
     def check():
         now = stamp()
         if now == last[0]:
             return
         last[0] = now
         try:
-            built = (load or build)(path)
-            reload(ctx, built)
+            apply()
         except (ValueError, OSError) as e:
             log.warn("%s not reloaded: %s", path, e)
-            return
-        if then is not None:
-            then(built[1])
+    ctx.conf_apply = apply
     return ctx.every(ms, check)
 
 

@@ -41,6 +41,11 @@ class Vhost:
     tls_cert = None
     tls_key = None
     tls_psk = None
+    #: TLS client certificates: a CA (file or bytes, PEM or DER); clients
+    #: must present a certificate it signed, or the handshake fails (lws
+    #: LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT); the request's
+    #: lws.tls.peer_cert(conn) is it
+    tls_client_ca = None
     #: Strict-Transport-Security on TLS responses: True, or max-age secs
     sts = False
     #: permessage-deflate (RFC 7692): True, False, or a dict of its
@@ -71,7 +76,7 @@ class Vhost:
         if self.tls_cert or self.tls_psk:
             from .tls import server_context
             self.tls_ctx = server_context(self.tls_cert, self.tls_key,
-                                          self.tls_psk)
+                                          self.tls_psk, self.tls_client_ca)
         for m in mounts:
             self.mount(m)
         if self.raw_fallback and self.protocol(self.raw_fallback) is None:

@@ -80,23 +80,79 @@ def _psk(ctx, attr, value):
     setattr(ctx, attr, value)
 
 
-def server_context(cert=None, key=None, psk=None):
-    """An SSLContext for a TLS vhost: a certificate and key (files or
-    bytes, PEM or DER), and/or TLS-PSK keys {identity: key} (bytes)."""
+def _pem(blocks):
+    """DER certificates -> one PEM text, NUL-terminated as mbedTLS's PEM
+    parser wants it."""
+    out = []
+    for d in blocks:
+        b = binascii.b2a_base64(d).replace(b"\n", b"")
+        out.append(b"-----BEGIN CERTIFICATE-----\n")
+        for i in range(0, len(b), 64):
+            out.append(b[i:i + 64] + b"\n")
+        out.append(b"-----END CERTIFICATE-----\n")
+    out.append(b"\0")
+    return b"".join(out)
+
+
+def _own_cert(cert, key, psk, client_ca):
+    """A server SSLContext holding cert (DER, or a PEM chain) and key."""
     import tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
     if psk:
         _psk(ctx, "server_psk_keys", psk)
+    if client_ca is not None:
+        # lws LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT: the
+        # handshake fails without a certificate that client_ca signed
+        ctx.verify_mode = tls.CERT_REQUIRED
+        for d in ders(client_ca, "CA certificate"):
+            ctx.load_verify_locations(d)
+        ctx.verify_callback = _took
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def server_context(cert=None, key=None, psk=None, client_ca=None):
+    """An SSLContext for a TLS vhost: a certificate and key (files or
+    bytes, PEM or DER), and/or TLS-PSK keys {identity: key} (bytes).
+    A certificate file holding a chain (the leaf, then intermediates) is
+    sent whole where the port's mbedTLS parses PEM (boards, the 32-bit
+    builds); elsewhere the leaf alone, with a warning. client_ca (a CA
+    file or bytes): clients must present a certificate it signed."""
     if cert is None:
-        return ctx
+        return _own_cert(None, None, psk, client_ca)
     try:
-        ctx.load_cert_chain(der(cert, "certificate"), der(key, "key"))
+        chain = ders(cert, "certificate")
+        k = der(key, "key")
+        if len(chain) > 1:
+            try:
+                return _own_cert(_pem(chain), k, psk, client_ca)
+            except ValueError:
+                log.warn("TLS: this port's mbedTLS reads no PEM: the "
+                         "certificate's %d intermediates are not sent",
+                         len(chain) - 1)
+        return _own_cert(chain[0], k, psk, client_ca)
     except ValueError as e:
         raise ValueError(
             "TLS certificate or key not accepted (%s): give DER or PEM, an "
             "unencrypted EC (P-256) or RSA key; openssl pkey -in KEY "
             "-outform DER -out key.der converts one" % e)
-    return ctx
+
+
+def _took(cert, depth):
+    """mbedTLS's verify callback: keeps the client's own certificate
+    (depth 0) for the connection being read; 0 leaves the verdict to
+    mbedTLS."""
+    if depth == 0:
+        from .tls_slots import LEAF
+        LEAF[:] = [bytes(cert)]
+    return 0
+
+
+def peer_cert(c):
+    """The DER certificate c's client presented on a vhost with
+    tls_client_ca (verified, or the handshake failed), or None."""
+    return getattr(c, "peer_cert", None)
 
 
 def client_context(ca=None, insecure=False, psk=None):

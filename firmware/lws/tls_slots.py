@@ -3,6 +3,10 @@ slots, and the read of an HTTP connection still shaking hands. A leaf of
 tls, so that the HTTP role and Conn reach it without importing tls."""
 import time
 
+#: the certificate a client presented, put here by the verify callback of
+#: a vhost with tls_client_ca (lws.tls) during the read of its handshake
+LEAF = []
+
 
 def handshake_slot(c):
     """True if c may start its TLS handshake now; else it waits and
@@ -45,6 +49,8 @@ def shake(c):
     ctx = c.ctx
     buf = ctx.rx_buf()
     n = c.recv_into(memoryview(buf)[:ctx.max_http_header_data])
+    if LEAF:  # verified in this read: this connection's
+        c.peer_cert = LEAF.pop()
     if n is None:
         c.flights += 1
         if c.flights >= 2:

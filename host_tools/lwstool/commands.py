@@ -5,6 +5,7 @@ with + share, opened on first use) and its parsed args, and calls the
 Python API."""
 import argparse
 import json
+import os
 import sys
 
 from .errors import LwsToolError
@@ -217,9 +218,21 @@ def _config(s, args):
         c.config_set(args.key, c.parse_value(args.value), conn=s.board())
         print("%s = %s" % (args.key, "***" if c.is_secret(args.key)
                            else json.dumps(c.parse_value(args.value))))
+    elif args.config_cmd == "push" and args.url:
+        if not args.reload:
+            raise LwsToolError("config push --url: say --reload (the board "
+                               "reloads what its lws-config mount takes)")
+        pw = os.environ.get("LWSTOOL_PASSWORD")
+        if pw is None:
+            import getpass
+            pw = getpass.getpass("password for %s: " % args.user)
+        print(c.config_upload(args.file, args.url, args.user, pw,
+                              args.cafile))
     elif args.config_cmd == "push":
         cfg = c.config_push(args.file, conn=s.board())
         print("pushed %s (%d keys)" % (args.file, len(cfg)))
+        if args.reload:
+            print("reset %s: main.py starts on it" % s.reset())
     else:
         raise LwsToolError("config: say get, set or push")
 
@@ -236,6 +249,16 @@ def _config_parser(p):
     device_option(s)
     u = sub.add_parser("push", help="replace lws.json with a local file")
     u.add_argument("file")
+    u.add_argument("--reload", action="store_true",
+                   help="serve it now: with --url, reloaded by the board "
+                   "without dropping anyone; over serial, main.py restarts "
+                   "(a soft reset)")
+    u.add_argument("--url", help="the board's lws-config mount, e.g. "
+                   "http://192.168.4.1/lws-config (HTTP Basic as --user; "
+                   "the password from LWSTOOL_PASSWORD or asked)")
+    u.add_argument("--user", default="admin",
+                   help="the mount's auth_file user (default admin)")
+    u.add_argument("--cafile", help="the board's certificate, for https://")
     device_option(u)
 
 

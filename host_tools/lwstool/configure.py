@@ -265,3 +265,31 @@ def config_push(path, port=None, conn=None):
     if not isinstance(cfg, dict):
         raise LwsToolError("%s is not a JSON object" % path)
     return config_push_data(cfg, port, conn)
+
+
+def config_upload(path, url, user, password, cafile=None, timeout=30):
+    """PUT a local configuration file to a board's lws-config mount (the
+    graceful reload: checked there, nobody dropped); returns the board's
+    answer. LwsToolError with the board's reason when it refuses it."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        raise LwsToolError("cannot read %s: %s" % (path, e.strerror))
+    auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    req = urllib.request.Request(url, data=data, method="PUT", headers={
+        "Authorization": "Basic " + auth,
+        "Content-Type": "application/json"})
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+            return r.read().decode(errors="replace").strip()
+    except urllib.error.HTTPError as e:
+        why = e.read().decode(errors="replace").strip()
+        raise LwsToolError("%s refused the configuration (%d): %s"
+                           % (url, e.code, why or e.reason))
+    except (urllib.error.URLError, OSError) as e:
+        raise LwsToolError("%s: %s" % (url, getattr(e, "reason", e)))
