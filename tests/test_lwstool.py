@@ -522,6 +522,27 @@ def test_fresh_board_to_served_page(tmp_path):
     assert not link.exists()
 
 
+@pytest.mark.timeout(60)
+def test_config_push_reload_over_serial_restarts_main(tmp_path):
+    link = tmp_path / "board"
+    proc, _ = vboard.start("esp32", root=tmp_path / "flash", link=link)
+    try:
+        port = free_port()
+        p = str(link)
+        assert lwstool("-p", p, "deploy", "--board", "esp32").returncode == 0
+        f = tmp_path / "lws.json"
+        f.write_text(json.dumps({"port": port}))
+        r = lwstool("-p", p, "config", "push", str(f), "--reload")
+        assert r.returncode == 0 and "reset" in r.stdout, r.stderr
+        wait_port(port, timeout=20)  # main.py serves the new file
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        assert c.getresponse().status == 200
+        c.close()
+    finally:
+        vboard.stop(proc)
+
+
 def test_run_file(vb, tmp_path):
     path, _ = vb
     f = tmp_path / "hello.py"
