@@ -96,7 +96,9 @@ class Origin(PeerHandler):
             return self._send(200, b"hop", extra=[
                 ("Connection", "X-Secret"), ("X-Secret", "1"),
                 ("Keep-Alive", "timeout=9"), ("Proxy-Thing", "1"),
-                ("Trailer", "X-T"), ("X-Kept", "yes")])
+                ("Trailer", "X-T"), ("X-Kept", "yes"),
+                ("Set-Cookie", "a=1; Expires=Wed, 09 Jun 2027 10:18:14 GMT"),
+                ("Set-Cookie", "b=2; Path=/")])
         if p == "/slow":
             time.sleep(4)
             return self._send(200, b"too late")
@@ -201,6 +203,14 @@ def test_response_headers_without_hop_by_hop(proxy):
     for k in ("x-secret", "keep-alive", "proxy-thing", "trailer"):
         assert k not in h, k
     assert h["server"] == "microlws"
+    # repeated Set-Cookie fields stay apart (their dates hold commas)
+    c = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    c.request("GET", "/o/hop")
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.msg.get_all("Set-Cookie") == [
+        "a=1; Expires=Wed, 09 Jun 2027 10:18:14 GMT", "b=2; Path=/"]
 
 
 def test_post_1mb_streamed(proxy):

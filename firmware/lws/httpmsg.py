@@ -61,7 +61,8 @@ def bad_value(v):
 def parse_fields(lines, first=1):
     """Header field lines (bytes, from lines[first]) -> a dict of
     lower-case names to str values, a repeated field's values joined with
-    ", ". HttpError(400) for a name that is not a token, a line without a
+    ", " (Set-Cookie's with a newline: its values hold commas, RFC 7230
+    3.2.2). HttpError(400) for a name that is not a token, a line without a
     colon, obsolete line folding, control bytes or non-UTF-8 in a value,
     and a second Host."""
     headers = {}
@@ -93,7 +94,7 @@ def parse_fields(lines, first=1):
         if old is not None:
             if name == "host":
                 raise HttpError(400, "more than one Host")
-            v = old + ", " + v
+            v = old + ("\n" if name == "set-cookie" else ", ") + v
         headers[name] = v
     return headers
 

@@ -30,6 +30,10 @@ def end_to_end(headers, drop=()):
     for k, v in headers.items():
         if k in _HOP or k in listed or k in drop or k[:6] == "proxy-":
             continue
+        if k == "set-cookie":  # one field each (httpmsg.parse_fields)
+            for c in v.split("\n"):
+                out.append((k, c))
+            continue
         out.append((k, v))
     return out
 
