@@ -326,10 +326,11 @@ def test_helo_when_ehlo_is_refused(tmp_path, smtpd):
     assert len(h.envelopes) == 1
 
 
-def test_starttls_verified(tmp_path, smtpd, certs):
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_starttls_verified(tmp_path, smtpd, certs, host):
     good = certs["good"]
     c, h = smtpd(tls_context=server_tls(good), require_starttls=True)
-    app = run(tmp_path, c.port, host="localhost", ca=str(good[0]),
+    app = run(tmp_path, c.port, host=host, ca=str(good[0]),
               starttls="required")
     assert app.done[0][:2] == (True, 250), app.out
     assert h.sessions[0][1]  # the message came over TLS
@@ -342,6 +343,66 @@ def test_starttls_wrong_ca_fails_with_tls(tmp_path, smtpd, certs):
     ok, code, text, _, _ = app.done[0]
     assert (ok, code, text) == (False, 0, "tls"), app.out
     assert h.datas == 0  # nothing went in clear after that
+
+
+def test_starttls_name_mismatch_fails_with_tls(tmp_path, smtpd, certs):
+    from lwstool.certs import make_cert
+    cp, kp, _ = make_cert(tmp_path / "named", cn="mail.example.com",
+                          names=["mail.example.com"])
+    c, h = smtpd(tls_context=server_tls((cp, kp)))
+    app = run(tmp_path, c.port, host="localhost", ca=str(cp))
+    assert app.done[0][:3] == (False, 0, "tls"), app.out
+    assert h.datas == 0
+
+
+def test_nothing_in_clear_after_starttls_counts(tmp_path, certs):
+    """A reply injected in clear behind the 220 to STARTTLS is not taken
+    for the answer to the EHLO sent over TLS: the client waits for the
+    real one (RFC 3207 5, CVE-2011-0411)."""
+    cp, kp, _ = certs["good"]
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    seen = []
+
+    def serve():
+        s, _ = ls.accept()
+        s.settimeout(10)
+        s.sendall(b"220 hi\r\n")
+        assert s.recv(512).startswith(b"EHLO")
+        s.sendall(b"250-hi\r\n250 STARTTLS\r\n")
+        assert s.recv(512) == b"STARTTLS\r\n"
+        s.sendall(b"220 go ahead\r\n250 injected\r\n")
+        t = server_tls((cp, kp)).wrap_socket(s, server_side=True)
+        f = t.makefile("rb")
+        seen.append(f.readline())
+        t.settimeout(0.5)
+        try:
+            early = t.recv(512)  # the client must wait for our answer
+        except (socket.timeout, ssl.SSLError):
+            early = b""
+        seen.append(early)
+        t.settimeout(10)
+        t.sendall(b"250 hi again\r\n")
+        while True:
+            line, early = early or f.readline(), b""
+            if not line or line.startswith(b"QUIT"):
+                break
+            if line.startswith(b"DATA"):
+                t.sendall(b"354 go\r\n")
+                while f.readline() not in (b".\r\n", b""):
+                    pass
+            t.sendall(b"250 ok\r\n")
+        t.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    app = run(tmp_path, ls.getsockname()[1], host="localhost", ca=str(cp))
+    th.join(5)
+    ls.close()
+    assert seen[0].startswith(b"EHLO") and seen[1] == b"", seen
+    assert app.done[0][:2] == (True, 250), app.out
+    assert "in clear after STARTTLS dropped" in app.out
 
 
 def test_starttls_required_but_not_offered(tmp_path, smtpd):

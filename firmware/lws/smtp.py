@@ -310,12 +310,19 @@ class Email(Protocol):
     # -- replies -------------------------------------------------------------
 
     def on_raw_rx(self, c, data):
-        """Reply lines, each cut at _LINE_MAX (the rest is dropped)."""
+        """Reply lines, each cut at _LINE_MAX (the rest is dropped). What
+        came in clear behind the 220 to STARTTLS is dropped too: it would
+        pass for the server's word over TLS (CVE-2011-0411's kind)."""
         d = bytes(data)
         ln = self._ln
         i = 0
         n = len(d)
+        tls = c.tls
         while i < n and c is self._c:
+            if c.tls != tls:
+                log.warn("smtp: %d bytes in clear after STARTTLS dropped",
+                         n - i)
+                return
             j = d.find(b"\n", i)
             e = n if j < 0 else j
             room = _LINE_MAX - len(ln)
