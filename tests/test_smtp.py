@@ -161,7 +161,7 @@ class App:
     """The app on MicroPython; its output parsed as it finishes."""
 
     def __init__(self, tmp_path, port, messages=(MSG,), host="127.0.0.1",
-                 http_port=None, secs=20, **opts):
+                 http_port=None, secs=20, heap=None, **opts):
         conf = {"host": host, "port": port, "opts": opts,
                 "messages": list(messages), "secs": secs,
                 "http_port": http_port}
@@ -170,7 +170,7 @@ class App:
         script = tmp_path / "smtpapp.py"
         script.write_text(APP)
         self.proc = subprocess.Popen(
-            unixport.command(script, ["smtp-%d.json" % n]),
+            unixport.command(script, ["smtp-%d.json" % n], heap),
             env=unixport.environment(), cwd=str(tmp_path), text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -438,6 +438,7 @@ def test_auth_after_starttls(tmp_path, smtpd, certs, mech):
     assert len(h.sessions) == 1
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_no_credentials_in_clear(tmp_path, smtpd):
     c, h = smtpd(authenticator=authenticator, auth_require_tls=False,
                  auth_required=True)

@@ -154,7 +154,6 @@ class Email(Protocol):
         self._timer = None
         self._st = _GREET
         self._ln = bytearray()
-        self._code = 0
         self._txt = ""
         self._x = 0
         self._rcpt = 0
@@ -192,7 +191,7 @@ class Email(Protocol):
 
     def close(self):
         """Stop: the connection dropped, every queued message failed with
-        'closed'."""
+        'closed' (closing the context alone leaves them waiting)."""
         if self._timer is not None:
             self.ctx.cancel(self._timer)
             self._timer = None
@@ -250,6 +249,8 @@ class Email(Protocol):
         self._st = _GREET
         self._ln = bytearray()
         self._txt = ""
+        self._x = 0
+        self._hs = False
         c.set_timeout(self.timeout)  # the connect's time too
 
     def on_client_connection_error(self, c, why):
@@ -297,10 +298,10 @@ class Email(Protocol):
             self._next()
             return
         d = c.deadline
-        if self._hs:
-            w = "tls"  # a handshake that failed, or timed out
-        elif d is not None and time.ticks_diff(time.ticks_ms(), d) >= 0:
+        if d is not None and time.ticks_diff(time.ticks_ms(), d) >= 0:
             w = "timeout"
+        elif self._hs:
+            w = "tls"  # the handshake failed
         else:
             w = "closed"
         if c.err is not None:
