@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import free_port, peer, wait_port
+from conftest import cpu_seconds, free_port, peer, wait_port
 from lwstool import unixport
 
 pytestmark = pytest.mark.timeout(90)
@@ -522,6 +522,38 @@ def test_silent_server_times_out_while_http_is_served(tmp_path):
     ok, code, text, _, ms = app.done[0]
     assert (ok, code, text) == (False, 0, "timeout"), app.out
     assert 2500 <= ms < 8000
+
+
+def test_silent_after_starttls_times_out_without_spinning(tmp_path):
+    """A server that says 220 to STARTTLS and then nothing: the handshake
+    waits without the loop spinning, and the step's timeout ends it."""
+    ls = silent_listener()
+    held = []
+
+    def serve():
+        s, _ = ls.accept()
+        held.append(s)
+        s.sendall(b"220 hi\r\n")
+        s.recv(512)
+        s.sendall(b"250-hi\r\n250 STARTTLS\r\n")
+        s.recv(512)
+        s.sendall(b"220 go ahead\r\n")  # and then silence
+
+    threading.Thread(target=serve, daemon=True).start()
+    app = App(tmp_path, ls.getsockname()[1], host="localhost",
+              insecure=True, timeout=3, retries=0)
+    try:
+        time.sleep(1)
+        c0 = cpu_seconds(app.proc)
+        time.sleep(1.5)
+        used = cpu_seconds(app.proc) - c0
+        app.finish()
+    finally:
+        ls.close()
+        for s in held:
+            s.close()
+    assert app.done[0][:3] == (False, 0, "timeout"), app.out
+    assert used < 0.5, "the loop spun: %.2fs of CPU in 1.5s" % used
 
 
 def test_refused_port(tmp_path):

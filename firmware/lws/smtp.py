@@ -21,6 +21,8 @@ from .protocol import Protocol
 
 _LINE_MAX = const(512)  # RFC 5321 4.5.3.1.5: a reply line, CRLF included
 _CHUNK = const(512)     # message bytes handed to the socket at once
+_SHAKE_MS = const(20)   # how often a STARTTLS handshake is pushed on
+_EAGAIN = const(11)
 
 # where the dialogue is: the reply awaited
 _GREET = const(0)
@@ -161,6 +163,7 @@ class Email(Protocol):
         self._rej = None
         self._out = None
         self._hs = False
+        self._shake = None  # the timer of a STARTTLS handshake
 
     # -- the API -----------------------------------------------------------
 
@@ -197,6 +200,7 @@ class Email(Protocol):
             self._timer = None
         c = self._c
         self._c = None
+        self._unshake()
         if c is not None:
             c.drop()
         while self._q:
@@ -294,6 +298,7 @@ class Email(Protocol):
         if c is not self._c:
             return  # we hung up ourselves
         self._c = None
+        self._unshake()
         if self._st == _QUIT:
             self._next()
             return
@@ -384,7 +389,10 @@ class Email(Protocol):
         elif st == _STARTTLS:
             if code == 220:
                 if self._wrap(c):
-                    self._ehlo(c)
+                    self._x = 0
+                    self._st = _EHLO
+                    self._shake = self.ctx.every(_SHAKE_MS, self._push)
+                    self._push()
             elif self.starttls == "required":
                 self._fail(c, code, txt)
             else:
@@ -491,9 +499,39 @@ class Email(Protocol):
 
     # -- outcomes ------------------------------------------------------------
 
+    def _push(self):
+        """The EHLO after STARTTLS, written by the timer until the
+        handshake lets it through: queued on the connection instead, it
+        would have the loop poll for POLLOUT, which the TCP socket always
+        has, spinning for as long as the server takes to answer."""
+        c = self._c
+        if c is None:
+            self._unshake()
+            return
+        line = ("EHLO %s\r\n" % self.helo).encode()
+        try:
+            n = c.sock.write(line)
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.args[0] == _EAGAIN:
+                return
+            log.info("smtp: TLS: %s", e)
+            self._fail(c, 0, "tls")
+            return
+        if n is None:
+            return  # still shaking hands
+        self._unshake()
+        if n < len(line):
+            c.send(line[n:])
+
+    def _unshake(self):
+        if self._shake is not None:
+            self.ctx.cancel(self._shake)
+            self._shake = None
+
     def _fail(self, c, code, txt, temp=None):
         """This message failed on c: QUIT, hang up, and retry or report."""
         self._c = None
+        self._unshake()
         self._out = None
         if code or txt in ("starttls", "cleartext", "auth"):
             c.send(b"QUIT\r\n")  # the session is still up: goodbye
