@@ -601,3 +601,31 @@ def test_long_reply_lines_are_cut(tmp_path):
     ok, code, text, _, _ = app.done[0]
     assert ok and code == 250, app.out
     assert len(text) < 600 and text.endswith("\nok")
+
+
+def test_costs_nothing_unless_imported_and_refuses_line_breaks():
+    from conftest import run_mpy
+    r = run_mpy("""
+import sys
+import lws
+ctx = lws.Context(vhosts=[])
+print("imported", "lws.smtp" in sys.modules)
+from lws.smtp import Email
+m = Email(ctx, "127.0.0.1", 1, retries=0)
+for a in (("a@b\\r\\nRCPT TO:<x@y>", "c@d", "s"), ("a@b", "<c@d>", "s"),
+          ("a@b", "c@d", "s\\r\\nBcc: x@y")):
+    try:
+        m.send(a[0], a[1], a[2], "body")
+        print("sent", a)
+    except ValueError as e:
+        print("refused")
+try:
+    Email(ctx, "h", tmeout=3)
+except ValueError as e:
+    print(e)
+print("queued", m.pending())
+""")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:6] == [
+        "imported False", "refused", "refused", "refused",
+        "unknown option tmeout", "queued 0"], r.stdout

@@ -206,7 +206,7 @@ class Email(Protocol):
         while self._q:
             self._report(self._q.pop(0), False, 0, "closed")
 
-    # -- the message ----------------------------------------------------------
+    # -- the message -----------------------------------------------------
 
     def _head(self, frm, to, subject, extra):
         if isinstance(extra, dict):
@@ -235,7 +235,7 @@ class Email(Protocol):
         return "<%s.%d@%s>" % (binascii.hexlify(os.urandom(6)).decode(),
                                time.ticks_ms(), self.helo.strip("[]"))
 
-    # -- connections ------------------------------------------------------------
+    # -- connections -----------------------------------------------------
 
     def _next(self):
         """Start on the queue's first message if nothing runs or waits."""
