@@ -1046,3 +1046,34 @@ def test_psk_our_client_wrong_key(tmp_path, psk_app):
     ev, err = run_client(tmp_path, "https://127.0.0.1:%d/z" % psk_app.port,
                          psk=(b"client1", PSK_KEY))
     assert ("BODY", "psk ok /z") in ev, (ev, err)
+
+
+@pytest.mark.parametrize("scheme", ["https", "wss"])
+def test_client_waiting_for_a_silent_tls_server_uses_no_cpu(tmp_path, scheme):
+    """The handshake waits for the server's flight on POLLIN: a server
+    that accepts and says nothing costs the loop nothing until the
+    timeout (4 s here) reports it."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    script = tmp_path / "client.py"
+    url = "%s://localhost:%d/" % (scheme, ls.getsockname()[1])
+    script.write_text(CLIENT.format(url=url, kw={"insecure": True}))
+    p = subprocess.Popen(unixport.command(script, []),
+                         env=unixport.environment(None),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        a, _ = ls.accept()
+        time.sleep(0.3)
+        from conftest import cpu_seconds
+        c0 = cpu_seconds(p)
+        time.sleep(2.0)
+        used = cpu_seconds(p) - c0
+        out, err = p.communicate(timeout=20)
+        a.close()
+    finally:
+        ls.close()
+        if p.poll() is None:
+            p.kill()
+    assert used < 0.3, used
+    assert b"ERROR" in out and b"END done" in out, (out, err)

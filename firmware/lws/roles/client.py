@@ -17,6 +17,7 @@ _HEAD = const(2)     # request sent (or being sent); reading the response head
 _BODY = const(3)
 _SENDING = const(4)  # streaming a request body from on_client_writeable
 _DONE = const(5)     # the response is complete
+_SHAKING = const(6)  # TLS: the request head waits for the handshake
 
 _POLLOUT = const(4)
 _POLLERR = const(8)
@@ -44,6 +45,7 @@ class ClientState:
     key = None
     carry = b""
     reused = False
+    hs_head = None         # TLS: the request head, until the handshake is over
     out_chunked = False
     proxy_addr = None
     deflate = None         # permessage-deflate options, when offered
@@ -89,7 +91,7 @@ class Client(Role):
 
     def wants_rx(self, c):
         st = c.client.state
-        return st == _SOCKS or st == _HEAD or st == _BODY
+        return st == _SOCKS or st == _HEAD or st == _BODY or st == _SHAKING
 
     # -- events ---------------------------------------------------------
 
@@ -176,9 +178,40 @@ class Client(Role):
         head = (h + "\r\n").encode()
         if body is not None and body is not True:
             head += body
-        c.send(head)
         c.set_timeout(c.ctx.timeout_secs)
-        if body is True:
+        if c.tls and cl.state != _SHAKING and not cl.reused:
+            # mbedTLS shakes hands inside the first write, and a write it
+            # cannot finish yet waits for the server's flight: on POLLIN,
+            # not POLLOUT (always true then: the loop would spin)
+            cl.state = _SHAKING
+            cl.hs_head = head
+            self._shake(c)
+            return
+        c.send(head)
+        self._sent(c)
+
+    def _shake(self, c):
+        cl = c.client
+        try:
+            n = c.sock.write(cl.hs_head)
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.args[0] == _EAGAIN:
+                return
+            # mbedTLS's reasons come on several lines
+            self.client_error(c, "TLS: " + " ".join(str(e).split()))
+            return
+        if n is None:
+            return  # the handshake goes on
+        head = cl.hs_head
+        cl.hs_head = None
+        c.ctx.stats.bytes_out += n
+        c.send(memoryview(head)[n:])
+        self._sent(c)
+
+    def _sent(self, c):
+        """The request head is out (or queued): its body, or the answer."""
+        cl = c.client
+        if cl.body is True:
             cl.state = _SENDING
             c.callback_on_writable()
         else:
@@ -201,7 +234,9 @@ class Client(Role):
 
     def rx(self, c):
         cl = c.client
-        if cl.state == _SOCKS:
+        if cl.state == _SHAKING:
+            self._shake(c)
+        elif cl.state == _SOCKS:
             self._socks(c)
         elif cl.state == _HEAD:
             self._head(c)
