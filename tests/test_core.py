@@ -81,6 +81,13 @@ def test_upgrade_to_an_unknown_subprotocol_is_refused(app):
     s.close()
     assert head.startswith(b"HTTP/1.1 101")
     assert b"Sec-WebSocket-Protocol: pausing" in head
+    # the error page quotes what was asked, escaped
+    s, head = handshake(app.port, "/", "<img src=x onerror=alert(1)>")
+    s.settimeout(5)
+    page = recv_all(s)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"&lt;img src=x" in page and b"<img" not in page, page
 
 
 def test_upgrade_on_a_vhost_without_ws_protocols_is_refused(app):

@@ -620,6 +620,8 @@ class Http(Role):
             return
         if close:
             req.keepalive = False
+        if msg and ("<" in msg or "&" in msg):  # it may quote the client
+            msg = msg.replace("&", "&amp;").replace("<", "&lt;")
         body = "<html><body><h1>%d %s</h1>%s</body></html>\n" % (
             status, reason(status), msg or "")
         self.respond(c, status, None, body, "text/html", None)
