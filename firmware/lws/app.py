@@ -44,6 +44,13 @@ _RE = const(4)
 _KINDS = ("string", "int", "float", "path")
 
 
+def _g():
+    yield
+
+
+_GEN = type(_g())  # a generator's type, which a coroutine's is too
+
+
 def abort(status, msg=None):
     """Stop the handler and answer status (with msg as the body)."""
     raise HttpError(status, msg)
@@ -363,7 +370,7 @@ class _File:
         self.f = open(self.path, "rb")
         self.left = st[6]
         if self.ctype is None:
-            from .files import mime_type
+            from .mime import mime_type
             self.ctype = mime_type(self.path)
         return self.left
 
@@ -654,7 +661,7 @@ class App(Protocol):
                     break
             if res is None:
                 res = r.route.fn(r, **r.url_args)
-            if hasattr(res, "send"):  # a coroutine: async def
+            if type(res) is _GEN:  # a coroutine: async def
                 self._spawn(r, res)
                 return
         except Exception as e:
@@ -824,7 +831,7 @@ class App(Protocol):
             ctype = ctype or _JSON
         elif hasattr(body, "piece"):
             src = body
-        elif hasattr(body, "send"):
+        elif type(body) is _GEN or hasattr(body, "__next__"):
             src = _Gen(body)
         else:
             raise TypeError("cannot send a %s" % type(body).__name__)

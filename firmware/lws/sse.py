@@ -13,8 +13,9 @@
         if not s.send({"t": 1}, event="tick"):
             clients.remove(s)  # gone (or too slow: dropped)
 
-Events wait in a bounded queue while the socket is busy; a client that
-falls max_queue events behind is dropped rather than let the heap grow.
+An event goes out at once when the socket takes it; while the socket is
+full, events wait in a bounded queue, and a client that falls max_queue
+events behind is dropped rather than let the heap grow.
 The stream has no idle timeout: a client that went away is found at the
 next send (send() then returns False, and on_close is called).
 """
@@ -36,9 +37,8 @@ class SSE(Response):
     _ending = False
 
     def __init__(self, request):
-        Response.__init__(self, None, 200, {"Cache-Control": "no-cache",
+        Response.__init__(self, self, 200, {"Cache-Control": "no-cache",
                                             "Content-Type": _CTYPE})
-        self.body = self
         self.conn = request.conn
         self.q = []
 
@@ -61,15 +61,20 @@ class SSE(Response):
         for line in str(data).replace("\r\n", "\n").split("\n"):
             p.append("data: %s\n" % line)
         p.append("\n")
+        ev = "".join(p).encode()
+        c = self.conn
+        if self._started and not self.q and not c.tx:
+            c.write(ev)  # the socket takes it: no queue
+            return not c.closed
         if len(self.q) >= self.max_queue:
             from . import log
-            log.info("%r: SSE client %d events behind: dropped", self.conn,
-                     len(self.q))
-            self.conn.drop()
+            log.notice("%r: SSE client %d events behind: dropped", c,
+                       len(self.q))
+            c.drop()
             return False
-        self.q.append("".join(p).encode())
+        self.q.append(ev)
         if self._started:
-            self.conn.callback_on_writable()
+            c.callback_on_writable()
         return True
 
     def end(self):
