@@ -176,6 +176,12 @@ def gen(request, n):
     return Response(pieces(), headers={"X-Stream": "1"})
 
 
+@app.get("/lowlevel")
+def lowlevel(request):
+    # answered on the lws connection itself: nothing more is sent
+    request.conn.respond(200, {"X-Low": "1"}, "by conn", "text/plain")
+
+
 @app.get("/boom")
 def boom(request):
     return 1 // 0
@@ -450,6 +456,18 @@ def test_return_values(srv):
     assert h["Content-Type"] == "application/octet-stream"
     st, h, b = get(srv, "/html")
     assert (b, h["Content-Type"]) == (b"<b>x</b>", "text/html")
+
+
+def test_handler_may_answer_on_the_connection(srv):
+    st, h, b = get(srv, "/lowlevel")
+    assert (st, b, h["X-Low"]) == (200, b"by conn", "1")
+    alive(srv)
+
+
+def test_head_of_a_stream(srv):
+    st, h, b = get(srv, "/gen/5", method="HEAD")
+    assert st == 200 and b == b"" and h["X-Stream"] == "1"
+    alive(srv)
 
 
 def test_redirect(srv):

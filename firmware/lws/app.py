@@ -802,8 +802,8 @@ class App(Protocol):
     def _send(self, r, res):
         c = r.conn
         req = r.req
-        if c.closed or c.req is not req:
-            return
+        if c.closed or c.req is not req or req.head_sent:
+            return  # gone, or the handler answered on conn itself
         ctype = None
         hs = []
         for k, v in res.headers.items():
