@@ -28,7 +28,8 @@ from . import log
 from .httpmsg import HttpError, reason
 from .protocol import Protocol
 
-_BURST = const(4)  # pieces sent in one writeable callback while the socket takes them
+# pieces sent in one writeable callback, while the socket takes them whole
+_BURST = const(4)
 _TEXT = "text/plain; charset=UTF-8"  # Microdot's, for str bodies
 _JSON = "application/json; charset=UTF-8"
 _BIN = "application/octet-stream"
