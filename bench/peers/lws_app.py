@@ -1,6 +1,7 @@
 """microlws, the app the bench measures: the file's folder mounted at /
-(file://, as any static site), GET /heap answering the heap, and the echo
-protocol at /echo (WebSocket), the same app as the Microdot peer. (make
+(file://, as any static site), GET /heap answering the heap, the echo
+protocol at /echo (WebSocket), and a routed JSON API (lws.app) at /api:
+GET /api/<int:id>, the same app as the Microdot peer. (make
 run's test server carries every test protocol besides, so it is not what
 a small device would run.)
 
@@ -11,7 +12,15 @@ import gc
 import sys
 
 import lws
+from lws.app import App
 from lws.plugins.echo import Echo
+
+api = App("api")
+
+
+@api.get("/<int:id>")
+def item(request, id):
+    return {"id": id, "name": "item %d" % id}
 
 
 class Heap(lws.Protocol):
@@ -28,8 +37,9 @@ def main():
     root = path[:path.rfind("/")]
     mounts = [lws.Mount("/", "file://" + root),
               lws.Mount("/heap", "callback://heap"),
-              lws.Mount("/echo", "callback://echo")]
-    protocols = [Heap(), Echo()]
+              lws.Mount("/echo", "callback://echo"),
+              api.mount("/api")]
+    protocols = [Heap(), Echo(), api]
     vhosts = [lws.Vhost("localhost", port, mounts, protocols)]
     if len(sys.argv) > 5:
         vhosts.append(lws.Vhost("tls", int(sys.argv[3]), mounts, protocols,

@@ -1,5 +1,5 @@
-"""Microdot 2.x peer: the same small static file, /heap, and a WebSocket
-echo at /echo (microdot.websocket).
+"""Microdot 2.x peer: the same small static file, /heap, a WebSocket
+echo at /echo (microdot.websocket), and the routed JSON GET /api/<int:id>.
 
 usage: micropython microdot_app.py PORT FILE
 """
@@ -30,6 +30,11 @@ async def static(request):
 async def heap(request):
     gc.collect()
     return "%d %d\n" % (gc.mem_alloc(), gc.mem_free())
+
+
+@app.route("/api/<int:id>")
+async def item(request, id):
+    return {"id": id, "name": "item %d" % id}
 
 
 @app.route("/echo")
