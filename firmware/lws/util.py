@@ -1,4 +1,4 @@
-"""Small helpers: percent-decoding and query strings."""
+"""Small helpers: percent-encoding and decoding, query strings, paths."""
 
 
 def unquote(s, plus=False):
@@ -16,6 +16,21 @@ def unquote(s, plus=False):
         out.append(int(h, 16))
         out.extend(p[2:].encode())
     return bytes(out)
+
+
+_SAFE = b"-._~/"
+
+
+def quote(s):
+    """Percent-encode s (str) for a query value: all but letters,
+    digits and -._~/ (so a path stays readable)."""
+    out = []
+    for b in s.encode():
+        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in _SAFE:
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
 
 
 def parse_qs(q):
