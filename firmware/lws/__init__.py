@@ -11,7 +11,7 @@ The names below are imported when first used, so `from lws import wlan`
 __version__ = "0.1.0"
 
 _WHERE = {"Context": "context", "Vhost": "context", "Mount": "mounts",
-          "Protocol": "protocol"}
+          "Protocol": "protocol", "App": "app"}
 
 
 def __getattr__(name):
