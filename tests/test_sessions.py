@@ -46,32 +46,21 @@ class Boss(Secret):
     name = "boss"
 
 
-class Request:
-    """What lws.App hands its handlers: the lws request and connection."""
-    def __init__(self, conn, req):
-        self.conn, self.req, self.user = conn, req, None
+def routes(s):
+    """An lws.App whose routes need a session (of an admin)."""
+    from lws.app import App
+    app = App("routes")
 
+    @app.get("/mine/<int:n>")
+    @s.login_required
+    def mine(request, n):
+        return "route %d for %s\n" % (n, request.user)
 
-class Routes(lws.Protocol):
-    """Stands in for an lws.App: calls decorated handlers with a request
-    and sends what they return, (body, status, headers) or a body."""
-    name = "routes"
-
-    def __init__(self, s):
-        @s.login_required
-        def mine(request):
-            return "route for %s\n" % request.user
-
-        @s.admin_required
-        def boss(request):
-            return "admin route for %s\n" % request.user, 200, {}
-        self.h = {"/mine": mine, "/boss": boss}
-
-    def on_http(self, conn, req):
-        r = self.h[req.subpath](Request(conn, req))
-        if isinstance(r, str):
-            r = (r, 200, {})
-        conn.respond(r[1], r[2], r[0], "text/plain")
+    @app.get("/boss")
+    @s.admin_required
+    def boss(request):
+        return "admin route for %s\n" % request.user, 200, {}
+    return app
 
 
 def send_mail(to, subject, body):
@@ -99,7 +88,7 @@ def vhost(name, port, **kw):
               lws.Mount("/files", "file://www")]
     vh = lws.Vhost(name, port, mounts, [
         s.protocol(), s.guard(Secret()), s.guard(Boss(), admin=True),
-        s.guard(Echo()), Routes(s)], **kw)
+        s.guard(Echo()), routes(s)], **kw)
     vh.add_filter(s.filter("/files/private"))
     return vh
 
@@ -312,14 +301,14 @@ def test_guarded_protocol_file_path_and_websocket(srv):
 
 
 def test_app_route_decorators(srv):
-    """login_required / admin_required on handlers called as lws.App
-    calls them (request.req, request.conn; request.user set)."""
+    """@login_required / @admin_required on lws.App routes: the handler
+    runs with request.user set, else a redirect, 401 or 403."""
     b = Browser(srv)
-    assert b.get("/app/mine")[0] == 401
-    st, h, _ = b.get("/app/mine", headers={"Accept": "text/html"})
-    assert st == 303 and h["Location"] == "/auth/login?next=/app/mine"
+    assert b.get("/app/mine/7")[0] == 401
+    st, h, _ = b.get("/app/mine/7", headers={"Accept": "text/html"})
+    assert st == 303 and h["Location"] == "/auth/login?next=/app/mine/7"
     b.login(*ALICE[:2])
-    assert b.get("/app/mine")[2] == b"route for alice\n"
+    assert b.get("/app/mine/7")[2] == b"route 7 for alice\n"
     assert b.get("/app/boss")[0] == 403
     a = Browser(srv)
     a.login(*ADMIN[:2])
