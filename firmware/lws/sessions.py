@@ -31,18 +31,6 @@ def _now():
     return int(time.time())
 
 
-def local_path(p):
-    """p when it is a path on this site ('/x?y'), else None: no scheme,
-    no '//host', no backslash or control character a browser might
-    read as another site (no open redirect through next=)."""
-    if not p or p[0] != "/" or p[:2] == "//" or "\\" in p:
-        return None
-    for c in p:
-        if c < " " or c == "\x7f":
-            return None
-    return p
-
-
 class Sessions:
     #: the session cookie's name
     cookie = "lws_sid"

@@ -47,6 +47,18 @@ def parse_qs(q):
     return d
 
 
+def local_path(p):
+    """p when it is a path on this site ('/x?y'), else None: no scheme,
+    no '//host', no backslash or control character a browser might
+    read as another site (no open redirect through a next= value)."""
+    if not p or p[0] != "/" or p[:2] == "//" or "\\" in p:
+        return None
+    for c in p:
+        if c < " " or c == "\x7f":
+            return None
+    return p
+
+
 _HEX = "0123456789abcdefABCDEF"
 
 

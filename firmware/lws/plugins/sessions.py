@@ -154,7 +154,7 @@ class SessionPages(Protocol):
         if not s.login(conn, req, form.get("name"), form.get("password")):
             self._login_page(conn, req, nxt, "wrong name or password", 401)
             return
-        from lws.sessions import local_path
+        from lws.util import local_path
         self._see(conn, local_path(nxt) or s.base + "/")
 
     def _post_logout(self, conn, req, form):
