@@ -18,7 +18,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import FIRMWARE, REPO, free_port, peer, start, wait_port
+from conftest import REPO, free_port, peer, start, wait_port
 
 sys.path.insert(0, str(REPO / "host_tools"))
 from lwstool import unixport  # noqa: E402
@@ -329,19 +329,21 @@ def test_logout_invalidates_the_session_server_side(srv):
 
 
 def test_session_expiry_and_idle_timeout(tmp_path):
-    s = site(tmp_path, sessions={"max_age": 4, "idle": 2})
+    # the table counts whole seconds: margins of a second either side
+    s = site(tmp_path, sessions={"max_age": 5, "idle": 3})
     try:
         b = Browser(s)
+        t = time.monotonic()
         st, h, _ = b.login(*ALICE[:2])
-        assert "Max-Age=4" in h["Set-Cookie"]
-        for _ in range(3):  # used every second: never idle for 2
+        assert "Max-Age=5" in h["Set-Cookie"]
+        for _ in range(3):  # used every second: never idle for 3
             time.sleep(1)
             assert b.get("/secret")[0] == 200
-        time.sleep(1.5)     # 4.5 s after login: max_age is over
-        assert b.get("/secret")[0] == 401
+        time.sleep(max(0, t + 6.5 - time.monotonic()))
+        assert b.get("/secret")[0] == 401  # max_age is over
         b.login(*ALICE[:2])
         assert b.get("/secret")[0] == 200
-        time.sleep(2.5)     # idle for longer than 2 s
+        time.sleep(4.5)     # idle for longer than 3 s
         assert b.get("/secret")[0] == 401
     finally:
         s.stop()
