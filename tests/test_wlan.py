@@ -275,13 +275,14 @@ def test_atomic_write_crash_before_rename(tmp_path):
     r = mpy(tmp_path, """
 import json, os
 import lws.wlan as wlan
+import lws.atomic as atomic
 s = wlan.Slots()
 s.add('home', 'homepass1')
 class Crash:
     remove = os.remove
     def rename(self, a, b):
         raise KeyboardInterrupt   # the power goes here
-wlan.os = Crash()
+atomic.os = Crash()   # the file's writes go through lws.atomic
 try:
     s.add('cafe', 'cafepass1')
 except KeyboardInterrupt:
@@ -311,6 +312,7 @@ def test_save_syncs_before_rename(tmp_path):
     r = mpy(tmp_path, """
 import json, os
 import lws.wlan as wlan
+import lws.atomic as atomic
 calls = []
 class Os:
     def __getattr__(self, k):
@@ -320,7 +322,7 @@ class Os:
     def rename(self, a, b):
         calls.append(['rename', a, b])
         os.rename(a, b)
-wlan.os = Os()
+atomic.os = Os()
 s = wlan.Slots()
 s.add('home', 'homepass1')
 s.remove('home')

@@ -11,6 +11,7 @@ package(
     files=(
         "__init__.py",
         "_xor.py",
+        "atomic.py",
         "auth.py",
         "board.py",
         "config.py",

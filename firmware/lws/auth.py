@@ -47,15 +47,47 @@ def same(a, b):
     return r == 0
 
 
-class Users:
+class Backoff:
+    """Wrong tries per address: after a few, the address must wait before
+    it may try again, twice as long each time (basic auth here, session
+    logins in lws.sessions)."""
+
+    def __init__(self):
+        self.fails = {}  # address -> [wrong tries, ticks_ms it may retry]
+
+    def wait(self, ip):
+        """Seconds the address must wait before it may try again (0: it
+        may)."""
+        f = self.fails.get(ip)
+        if f is None:
+            return 0
+        left = time.ticks_diff(f[1], time.ticks_ms())
+        return (left + 999) // 1000 if left > 0 else 0
+
+    def failed(self, ip):
+        f = self.fails.get(ip)
+        if f is None:
+            if len(self.fails) >= _ADDRESSES:
+                self.fails.clear()  # an attacker's many addresses: forget
+            f = self.fails[ip] = [0, time.ticks_ms()]
+        f[0] += 1
+        if f[0] >= _FREE_TRIES:
+            s = min(1 << (f[0] - _FREE_TRIES), _MAX_WAIT_S)
+            f[1] = time.ticks_add(time.ticks_ms(), s * 1000)
+
+    def passed(self, ip):
+        self.fails.pop(ip, None)
+
+
+class Users(Backoff):
     """A credentials file, read again when it changes."""
 
     def __init__(self, path):
+        Backoff.__init__(self)
         self.path = path
         self.stamp = None
         self.users = {}
         self.known = {}  # sha256(Authorization value) -> user
-        self.fails = {}  # address -> [wrong tries, ticks_ms it may retry]
         self.checked = None
 
     def _reload(self):
@@ -116,30 +148,6 @@ class Users:
             self.known.clear()
         self.known[k] = user
         return user
-
-    def wait(self, ip):
-        """Seconds the address must wait before it may try again (0: it
-        may)."""
-        f = self.fails.get(ip)
-        if f is None:
-            return 0
-        left = time.ticks_diff(f[1], time.ticks_ms())
-        return (left + 999) // 1000 if left > 0 else 0
-
-    def failed(self, ip):
-        f = self.fails.get(ip)
-        if f is None:
-            if len(self.fails) >= _ADDRESSES:
-                self.fails.clear()  # an attacker's many addresses: forget
-            f = self.fails[ip] = [0, time.ticks_ms()]
-        f[0] += 1
-        if f[0] >= _FREE_TRIES:
-            s = min(1 << (f[0] - _FREE_TRIES), _MAX_WAIT_S)
-            f[1] = time.ticks_add(time.ticks_ms(), s * 1000)
-
-    def passed(self, ip):
-        self.fails.pop(ip, None)
-
 
 def allowed(c, req, m):
     """True if the request may go on to mount m; else it has been

@@ -1,4 +1,4 @@
-"""Small helpers: percent-decoding and query strings."""
+"""Small helpers: percent-encoding and decoding, query strings, paths."""
 
 
 def unquote(s, plus=False):
@@ -18,6 +18,21 @@ def unquote(s, plus=False):
     return bytes(out)
 
 
+_SAFE = b"-._~/"
+
+
+def quote(s):
+    """Percent-encode s (str) for a query value: all but letters,
+    digits and -._~/ (so a path stays readable)."""
+    out = []
+    for b in s.encode():
+        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in _SAFE:
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
 def parse_qs(q):
     """'a=1&b=x%20y' -> {'a': '1', 'b': 'x y'} (the last value wins)."""
     d = {}
@@ -30,6 +45,18 @@ def parse_qs(q):
         except (ValueError, UnicodeError):
             pass
     return d
+
+
+def local_path(p):
+    """p when it is a path on this site ('/x?y'), else None: no scheme,
+    no '//host', no backslash or control character a browser might
+    read as another site (no open redirect through a next= value)."""
+    if not p or p[0] != "/" or p[:2] == "//" or "\\" in p:
+        return None
+    for c in p:
+        if c < " " or c == "\x7f":
+            return None
+    return p
 
 
 _HEX = "0123456789abcdefABCDEF"

@@ -52,22 +52,11 @@ class Slots:
 
     # -- the file ---------------------------------------------------------
 
-    def _read(self, p):
-        """The slots dict in file p; None when there is no file;
-        ValueError when it is corrupt or half written."""
-        try:
-            f = open(p)
-        except OSError:
-            return None
-        try:
-            with f:
-                d = json.load(f)
-            if not isinstance(d, dict) or not isinstance(d.get("slots"),
-                                                         list):
-                raise ValueError("no slot list")
-            return d
-        except Exception as e:  # json: ValueError; others: bad structure
-            raise ValueError(str(e) or type(e).__name__)
+    def _check(self, f):
+        d = json.load(f)
+        if not isinstance(d, dict) or not isinstance(d.get("slots"), list):
+            raise ValueError("no slot list")
+        return d
 
     def _use(self, d):
         s = d["slots"][:self.n]
@@ -79,79 +68,29 @@ class Slots:
         k = d.get("ap_password")
         self.ap_password = k if isinstance(k, str) and len(k) >= 8 else None
 
-    def _rm(self, p):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-
     def load(self):
         """Read the file; a corrupt or half-written one is logged, kept
-        aside as <path>.bad, and never raises."""
-        p = self.path
-        tmp = p + ".tmp"
-        try:
-            d = self._read(p)
-        except ValueError as e:
-            log.err("wlan: slot file %s is corrupt (%s): kept as %s.bad",
-                    p, e, p)
-            self._rm(p + ".bad")
-            try:
-                os.rename(p, p + ".bad")
-            except OSError:
-                self._rm(p)
-            d = None
-        try:
-            t = self._read(tmp)
-        except ValueError:
-            t = None
-            log.warn("wlan: removed %s, half written by an interrupted save",
-                     tmp)
-            self._rm(tmp)
-        if t is not None:
-            if d is None:
-                # the crash came between removing the old file and the
-                # rename (file systems that cannot rename over a file)
-                log.warn("wlan: recovered the slots from %s", tmp)
-                d = t
-                try:
-                    os.rename(tmp, p)
-                except OSError:
-                    pass
-            else:
-                log.warn("wlan: removed %s left by an interrupted save", tmp)
-                self._rm(tmp)
+        aside as <path>.bad, and never raises (lws.atomic)."""
+        from . import atomic
+        d = atomic.load(self.path, self._check, "wlan", "slot")
         if d is None:
             self.slots = [None] * self.n
             self.last_good = None
             self.ap_password = None
-            log.info("wlan: no saved networks in %s", p)
+            log.info("wlan: no saved networks in %s", self.path)
         else:
             self._use(d)
 
     def save(self):
-        """Write the file atomically: never a half-written slot file."""
-        p = self.path
-        tmp = p + ".tmp"
+        """Write the file atomically (lws.atomic): never a half-written
+        slot file."""
         d = {"version": 1, "last_good": self.last_good,
              "slots": [{"ssid": e[0], "password": e[1]} if e else None
                        for e in self.slots]}
         if self.ap_password:
             d["ap_password"] = self.ap_password
-        with open(tmp, "w") as f:
-            json.dump(d, f)
-        # on flash before the rename makes it the file (os.sync where the
-        # port has one: not the unix port)
-        s = getattr(os, "sync", None)
-        if s:
-            s()
-        try:
-            os.rename(tmp, p)
-        except OSError:
-            # FAT cannot rename over a file: load() recovers from tmp
-            # should the power go between these two
-            self._rm(p)
-            os.rename(tmp, p)
+        from . import atomic
+        atomic.save(self.path, lambda f: json.dump(d, f))
 
     # -- the slots --------------------------------------------------------
 
