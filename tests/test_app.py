@@ -152,6 +152,11 @@ def go(request):
     return redirect("/there")
 
 
+@app.get("/go-to")
+def go_to(request):
+    return redirect(request.args.get("next", "/"))
+
+
 @app.get("/file")
 def big_file(request):
     return send_file("big.bin")
@@ -472,6 +477,11 @@ def test_head_of_a_stream(srv):
 def test_redirect(srv):
     st, h, b = get(srv, "/go")
     assert st == 302 and h["Location"] == "/there"
+    # a header value from the client cannot split the response
+    st, h, b = get(srv, "/go-to?next=/x%0d%0aSet-Cookie:%20evil=1")
+    assert st == 500 and "evil" not in str(h), h
+    st, h, b = get(srv, "/go-to?next=/fine")
+    assert st == 302 and h["Location"] == "/fine"
 
 
 SMALL_APP = """

@@ -25,7 +25,7 @@ not import lws.app does not pay for it.
 """
 import json
 from . import log
-from .httpmsg import HttpError, reason
+from .httpmsg import HttpError, is_token, reason
 from .protocol import Protocol
 
 # pieces sent in one writeable callback, while the socket takes them whole
@@ -809,8 +809,8 @@ class App(Protocol):
         hs = []
         for k, v in res.headers.items():
             v = str(v)
-            if "\r" in v or "\n" in v:
-                raise ValueError("line break in header " + k)
+            if "\r" in v or "\n" in v or not is_token(k.encode()):
+                raise ValueError("bad header %r" % k)
             lk = k.lower()
             if lk == "content-type":
                 ctype = v
