@@ -8,8 +8,9 @@ blocking loop; asyncio's wait is cut short by the context's timers, its
 timeout tick and input poll cannot see (TLS). No added latency, no
 polling.
 
-A protocol callback defined `async def` returns a coroutine: it runs as
-a task (Conn.later), and its connection's input waits until it returns."""
+A protocol callback defined `async def` returns a coroutine (Conn.later):
+it runs at once up to its first await, then as a task, and its
+connection's input waits until it returns."""
 import gc
 import time
 from asyncio import core
@@ -73,23 +74,13 @@ class Queue(core.IOQueue):
         yield
 
     def wait_io_event(self, dt):
+        """One round of the loop; asyncio's dt < 0 (nothing to run but on
+        an event) waits, round after round, until a task is queued."""
         ctx = self.ctx
-        if not ctx._stop:
+        while not ctx._stop:
             try:
                 ms = _wait_ms(ctx)
-                if dt < 0 or dt > ms:
-                    dt = ms
-                conns = ctx.conns
-                for e in self.poller.ipoll(dt):
-                    s = e[0]
-                    c = conns.get(s)
-                    if c is not None:
-                        c.event(e[1])
-                    elif s in ctx._listen:
-                        ctx._accept(s)
-                    else:
-                        self._stream(s, e[1])
-                ctx._after()
+                self._round(ctx, ms if dt < 0 or dt > ms else dt)
             except MemoryError:
                 gc.collect()
                 log.warn("heap full in the loop")
@@ -97,10 +88,25 @@ class Queue(core.IOQueue):
                 log.notice("interrupted")
                 _done(self)
                 raise
+            if dt >= 0 or core._task_queue.peek():
+                break
         if ctx._stop:
             sm = self.map.pop(id(ctx), None)
             if sm is not None:
                 core._task_queue.push(sm[0])  # serve() returns
+
+    def _round(self, ctx, ms):
+        conns = ctx.conns
+        for e in self.poller.ipoll(ms):
+            s = e[0]
+            c = conns.get(s)
+            if c is not None:
+                c.event(e[1])
+            elif s in ctx._listen:
+                ctx._accept(s)
+            else:
+                self._stream(s, e[1])
+        ctx._after()
 
     def _stream(self, s, ev):
         """An event on one of asyncio's streams: as asyncio's own."""
@@ -150,40 +156,49 @@ async def serve(ctx):
 
 
 def task(c, coro):
-    """Run coro, what an async callback of c returned, as a task; c's
-    input waits until it returns (its callbacks stay in order, and its
-    body or next message is not read meanwhile)."""
+    """coro, what an async callback of c returned, runs at once up to its
+    first await, as a plain callback would (what it raises there fails c
+    the same way); from there on as an asyncio task, while c's input
+    waits (its callbacks stay in order, its body or next message is not
+    read meanwhile)."""
     q = _queue
     if q is None or q.ctx is not c.ctx:
         raise ValueError("an async callback needs ctx.serve() under asyncio")
+    t = core.Task(coro)
+    cur = core.cur_task
+    core.cur_task = t  # where its first await puts it
+    try:
+        coro.send(None)
+    except StopIteration:
+        return  # it never awaited
+    finally:
+        core.cur_task = cur
+    t.state = lambda t, er: _ended(c, er)
     if not c.closed and not c.awaiting:
-        c.awaiting = True
-        if not c.rx_paused:
+        if c.rx_paused:
+            c.awaiting = 2  # paused by its protocol, which resumes it
+        else:
+            c.awaiting = True
             c.rx_paused = True
             c.update()
-        else:
-            c.awaiting = 2  # paused by its protocol: it resumes it
-    core.create_task(_run(c, coro))
 
 
-async def _run(c, coro):
+def _ended(c, er):
+    """The task of an async callback of c ended, with er (StopIteration
+    when it returned): c's input goes on. Runs inside asyncio's loop:
+    it never raises."""
     try:
-        await coro
-    except Exception as e:
-        # as Conn.event: the error fails this connection alone
-        try:
-            if isinstance(e, MemoryError):
+        if not isinstance(er, (StopIteration, core.CancelledError)):
+            # as Conn.event: the error fails this connection alone
+            if isinstance(er, MemoryError):
                 gc.collect()
                 log.warn("%r: heap full: closing", c)
             else:
-                log.exc(e, "%r: async callback", c)
+                log.exc(er, "%r: async callback", c)
             if not c.closed:
                 c.role.callback_failed(c)
-        except Exception:
-            c.drop()
-    if c.closed:
-        return
-    try:
+        if c.closed:
+            return
         w = c.awaiting
         if w:  # (the first of several at once resumes its input)
             c.awaiting = False
@@ -194,5 +209,7 @@ async def _run(c, coro):
             c.role.after_event(c)  # e.g. a transaction it completed
             c.update()
     except Exception as e:
-        log.exc(e, "%r: closing after error", c)
-        c.drop()
+        try:
+            log.exc(e, "%r: closing after error", c)
+        finally:
+            c.drop()

@@ -152,8 +152,9 @@ class Conn:
             self.update()
 
     def later(self, coro):
-        """A callback returned coro (it is `async def`): run it as an
-        asyncio task under ctx.serve(); input waits until it returns."""
+        """A callback returned coro (it is `async def`): run it up to its
+        first await now, then as an asyncio task under ctx.serve(); the
+        input waits until it returns (lws.aio.task)."""
         from .aio import task
         task(self, coro)
 
