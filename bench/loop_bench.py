@@ -2,7 +2,9 @@
 bench: ours (from .mpy), bench/peers/lws_app.py with LWS_LOOP=asyncio
 (asyncio.run(ctx.serve()): asyncio's poll waits for the context's
 sockets) and LWS_LOOP=poll (what lws.aio did before: service(0), and a
-5 ms sleep when idle), beside ctx.run(), one server at a time.
+5 ms sleep when idle), beside ctx.run(), one server at a time; and
+ctx.run() with asyncio imported (LWS_LOOP=imported): a larger heap in use
+makes each collection, so each request, cost more, loop or no loop.
 
 Measured: one keep-alive client's GET latency (median, p99) and the
 server's CPU per request; 10 keep-alive connections' req/s and CPU per
@@ -22,8 +24,8 @@ from lwstool import unixport  # noqa: E402
 import clients  # noqa: E402
 
 APP = HERE / "peers" / "lws_app.py"
-LOOPS = (("run", "ctx.run()"), ("asyncio", "asyncio serve()"),
-         ("poll", "old service(0)+sleep"))
+LOOPS = (("run", "ctx.run()"), ("imported", "run(), asyncio in"),
+         ("asyncio", "asyncio serve()"), ("poll", "old service(0)+sleep"))
 
 
 def _free_port():
@@ -200,11 +202,10 @@ if __name__ == "__main__":
         from lwstool import mpy
         src = Path(sys.argv[sys.argv.index("--mpy") + 1])
         mpy.build(src)
-    logs = Path("/tmp") if "--mpy" in sys.argv else \
-        HERE.parent / "build" / "bench" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    static = HERE.parent / "build" / "bench" / "static" / "small.html"
-    if not static.exists():
-        static = HERE.parent / "firmware" / "www" / "index.html"
+    import tempfile
+    logs = Path(tempfile.mkdtemp(prefix="loop-bench-"))
+    static = logs / "small.html"  # 512 B, as bench.py's
+    static.write_bytes((b"<p>" + b"the quick brown fox " * 26)[:508] +
+                       b"</p>")
     res = measure(src, static, logs, quick)
     print(table(res))

@@ -9,7 +9,9 @@ usage: micropython lws_app.py PORT FILE [TLS_PORT CERT KEY]
 
 LWS_LOOP=asyncio in the environment serves with asyncio.run(ctx.serve());
 LWS_LOOP=poll with the loop lws.aio had before (service(0) and a 5 ms
-sleep when idle, kept here to compare); otherwise ctx.run().
+sleep when idle, kept here to compare); LWS_LOOP=imported: ctx.run(),
+with asyncio and lws.aio imported (what importing them costs, apart from
+the loop); otherwise ctx.run().
 """
 import gc
 import os
@@ -61,6 +63,8 @@ def main():
         except KeyboardInterrupt:
             pass
     else:
+        if loop == "imported":
+            __import__("lws.aio")
         ctx.run()
 
 
