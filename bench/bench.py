@@ -18,6 +18,10 @@ connection and per WebSocket, and the smallest -X heapsize serving HTTP +
 10 WebSocket clients, for ours and for Microdot as .mpy; what a board with
 lws frozen needs.
 
+And the service loop under asyncio (bench/loop_bench.py): latency and CPU
+per request of asyncio.run(ctx.serve()), and of the old service(0)+sleep
+loop, beside ctx.run()'s.
+
     python bench/bench.py [--quick] [--only ours|microdot|raw|board32]
                           [--skip http|ws] [--client wrk|python]
                           [--no-heap-search] [--heap SIZE]
@@ -907,7 +911,8 @@ def options(argv):
                     action="append", help="measure only these (repeatable)")
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="load generator (python when wrk cannot be had)")
-    ap.add_argument("--skip", choices=("http", "ws", "tls", "deflate", "zip"),
+    ap.add_argument("--skip", choices=("http", "ws", "tls", "deflate", "zip",
+                                       "loop"),
                     action="append",
                     default=[], help="leave out the HTTP or the WebSocket "
                     "measurements (repeatable)")
@@ -992,6 +997,14 @@ def main(argv=None):
         import deflate_bench
         log("bench: permessage-deflate: heap per connection, 64 KiB echo")
         res["deflate"] = deflate_bench.run_all()
+    if "ours-mpy" in names and "loop" not in opts.skip:
+        import loop_bench
+        log("bench: ours-mpy: the service loop under asyncio")
+        try:
+            res["loop"] = loop_bench.measure(MPY, STATIC_FILE, LOGS,
+                                             opts.quick, opts.wrk, parse_wrk)
+        except Exception as e:  # a failed part must not hide the rest
+            res["loop"] = {"error": repr(e)}
     if "ours-mpy" in names and "zip" not in opts.skip:
         log("bench: ours-mpy: a 20 KB page from a ZIP archive")
         try:
@@ -1006,6 +1019,9 @@ def main(argv=None):
         print()
         print(table_zip(res["zip"]) if "error" not in res["zip"]
               else "ZIP: failed: %s" % res["zip"]["error"])
+    if "loop" in res:
+        print(loop_bench.table(res["loop"]) if "error" not in res["loop"]
+              else "\nasyncio loop: failed: %s" % res["loop"]["error"])
     if "tls" in res:
         print(tls_bench.table(res["tls"]) if "error" not in res["tls"]
               else "\nTLS: failed: %s" % res["tls"]["error"])

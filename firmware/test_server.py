@@ -9,14 +9,15 @@ _USAGE = """usage: micropython test_server.py [-p PORT] [-i IFACE] [-d LOGLEVEL]
         [--zip FILE]            the test page from this archive (lwstool zip)
         [-o OPTION=VALUE ...]   any Context option (lws.Context's names)
         [--config FILE]         serve this configuration (lws.config) instead;
-                                it is reloaded when the file changes"""
+                                it is reloaded when the file changes
+        [--loop asyncio]        serve under asyncio (ctx.serve()), not ctx.run()"""
 
 
 def _options(argv):
     o = {"port": 7681, "iface": None, "debug": None, "docroot": None,
          "timeout": None, "pool": None, "header-data": None, "ping": None,
          "tls-port": None, "cert": None, "key": None, "auth-file": None,
-         "uploads": None, "zip": None, "config": None,
+         "uploads": None, "zip": None, "config": None, "loop": None,
          "o": []}
     alias = {"-p": "port", "-i": "iface", "-d": "debug", "-o": "o"}
     i = 0
@@ -49,6 +50,18 @@ def _private():
     return Private()
 
 
+def _run(ctx, loop):
+    """The blocking loop, or asyncio's (--loop asyncio)."""
+    if loop == "asyncio":
+        import asyncio
+        try:
+            asyncio.run(ctx.serve())
+        except KeyboardInterrupt:
+            pass
+    else:
+        ctx.run()
+
+
 def _here():
     f = __file__ if "__file__" in globals() else ""
     i = f.rfind("/")
@@ -68,7 +81,7 @@ def main(argv=None):
     if o["debug"] is not None:
         log.set_level(int(o["debug"]))
     if o["config"]:
-        return _serve_config(o["config"])
+        return _serve_config(o["config"], o["loop"])
     opts = {}
     if o["timeout"] is not None:
         opts["timeout_secs"] = float(o["timeout"])
@@ -114,10 +127,10 @@ def main(argv=None):
     log.notice("microlws test server on http://localhost:%s/", o["port"])
     if o["tls-port"]:
         log.notice("and on https://localhost:%s/", o["tls-port"])
-    ctx.run()
+    _run(ctx, o["loop"])
 
 
-def _serve_config(path):
+def _serve_config(path, loop=None):
     """Serve configuration file path; when the file changes, it is
     reloaded (a wrong one is logged and changes nothing)."""
     from lws import config, log
@@ -128,7 +141,7 @@ def _serve_config(path):
         sys.exit(1)
     config.watch(ctx, path)
     log.notice("microlws test server: configuration %s", path)
-    ctx.run()
+    _run(ctx, loop)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,15 @@ a small device would run.)
 
 usage: micropython lws_app.py PORT FILE [TLS_PORT CERT KEY]
 (with a TLS port, the same mounts are served over https/wss there too)
+
+LWS_LOOP=asyncio in the environment serves with asyncio.run(ctx.serve());
+LWS_LOOP=poll with the loop lws.aio had before (service(0) and a 5 ms
+sleep when idle, kept here to compare); LWS_LOOP=imported: ctx.run(),
+with asyncio and lws.aio imported (what importing them costs, apart from
+the loop); otherwise ctx.run().
 """
 import gc
+import os
 import sys
 
 import lws
@@ -44,7 +51,31 @@ def main():
     if len(sys.argv) > 5:
         vhosts.append(lws.Vhost("tls", int(sys.argv[3]), mounts, protocols,
                                 tls_cert=sys.argv[4], tls_key=sys.argv[5]))
-    lws.Context(vhosts).run()
+    ctx = lws.Context(vhosts)
+    loop = os.getenv("LWS_LOOP")
+    if loop == "asyncio":
+        import asyncio
+        try:
+            asyncio.run(ctx.serve())
+        except KeyboardInterrupt:
+            pass
+    elif loop == "poll":
+        import asyncio
+
+        async def poll():
+            try:
+                while not ctx._stop:
+                    await asyncio.sleep_ms(0 if ctx.service(0) else 5)
+            finally:
+                ctx.close()
+        try:
+            asyncio.run(poll())
+        except KeyboardInterrupt:
+            pass
+    else:
+        if loop == "imported":
+            __import__("lws.aio")
+        ctx.run()
 
 
 main()

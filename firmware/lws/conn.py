@@ -67,6 +67,8 @@ class Conn:
     plain_on_tls = False
     want_write = False
     rx_paused = False
+    #: an async callback of it runs (lws.aio): its input waits
+    awaiting = False
     closed = False
     #: its client address, while the context counts them (ip_limit_*)
     ip = None
@@ -148,6 +150,13 @@ class Conn:
                 self.tx_t = time.ticks_ms()
             self.want_write = True
             self.update()
+
+    def later(self, coro):
+        """A callback returned coro (it is `async def`): run it up to its
+        first await now, then as an asyncio task under ctx.serve(); the
+        input waits until it returns (lws.aio.task)."""
+        from .aio import task
+        task(self, coro)
 
     # -- events -----------------------------------------------------------
 

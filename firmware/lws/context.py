@@ -609,6 +609,14 @@ class Context:
                     self._accept(s)
                 continue
             c.event(ev)
+        self._after()
+        return n
+
+    def _after(self):
+        """What follows a round of poll events (the blocking loop's and
+        asyncio's, lws.aio): input poll cannot see, timers, and the
+        timeout tick."""
+        conns = self.conns
         more = self._pending
         while more:
             c = more.pop(0)
@@ -649,7 +657,6 @@ class Context:
                     c.drop()
                 else:
                     c.timed_out()
-        return n
 
     def run(self):
         """Serve until stop() or SIGINT (KeyboardInterrupt), then close all."""
@@ -662,11 +669,13 @@ class Context:
         finally:
             self.close()
 
-    def serve(self, idle_ms=5):
-        """A coroutine serving as an asyncio task beside the application's
-        own: asyncio.create_task(ctx.serve())."""
+    def serve(self, idle_ms=None):
+        """Serve under asyncio until stop(), then close all: a coroutine,
+        asyncio.run(ctx.serve()) or a task beside the application's own.
+        asyncio's poll waits for the context's sockets too (lws.aio).
+        (idle_ms: no longer used.)"""
         from .aio import serve
-        return serve(self, idle_ms)
+        return serve(self)
 
     def every(self, ms, fn):
         """Call fn() every ms milliseconds from the loop; returns a handle
@@ -680,7 +689,8 @@ class Context:
             self._timers.remove(t)
 
     def stop(self):
-        """Ask run() or serve() to return after the current step."""
+        """Ask run() or serve() to return after the current step (any
+        task or callback may: serve() wakes up for it)."""
         self._stop = True
 
     def close(self):

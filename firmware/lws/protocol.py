@@ -5,6 +5,11 @@ vhost. Each callback gets the connection first; per-connection user data
 lives in `conn.user` (made by new_user()). `data` is a memoryview, valid
 only during the call (like lws's `in`).
 
+Under asyncio (ctx.serve()) a callback may be `async def` (lws.aio; the
+README lists which): it runs up to its first await at once, then as a
+task while its connection's input waits. `data` (and the frame's state)
+is valid only until that first await: copy it with bytes(data).
+
 HTTP (callback:// mounts; LWS_CALLBACK_HTTP and friends):
   on_http(conn, req)                 a request head: answer with conn.respond()
   on_http_body(conn, data)           a piece of the request body

@@ -25,6 +25,8 @@ object whose methods are the operations below; the loop calls them:
   close(c, code, reason)   close politely (a WebSocket close frame)
   dropped(c)          c has been dropped: tell the protocol (on_closed,
                       on_raw_close, on_client_connection_error...)
+  resume(c)           an async callback of c has returned (lws.aio): go
+                      on with the input that waited for it
 
 Where client and server differ (a WebSocket masks its frames as a client
 and calls on_client_* callbacks), the role comes as a pair of objects,
@@ -70,6 +72,9 @@ class Role:
 
     def dropped(self, c):
         pass
+
+    def resume(self, c):
+        c.ctx.rx_pending(c)  # what was read ahead, or mbedTLS holds
 
 
 #: the role of a connection that has none yet (a client whose connect

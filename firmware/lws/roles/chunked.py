@@ -25,11 +25,14 @@ class Dechunk:
         while pos < n and self.state != _DONE and not c.closed:
             if self.state == _DATA:
                 k = min(self.left, n - pos)
-                h.on_http_body(c, mv[pos:pos + k])
+                r = h.on_http_body(c, mv[pos:pos + k])
                 pos += k
                 self.left -= k
                 if not self.left:
                     self.state = _CRLF
+                if r is not None:
+                    c.later(r)  # the rest waits for it
+                    break
                 continue
             e = buf.find(b"\n", pos, n)
             if e < 0:

@@ -266,7 +266,9 @@ class Client(Role):
             self._request(c)
             if extra and not c.closed:
                 # a raw stream's first bytes, read along with the reply
-                c.proto.on_raw_rx(c, memoryview(extra))
+                r = c.proto.on_raw_rx(c, memoryview(extra))
+                if r is not None:
+                    c.later(r)
 
     def _head(self, c):
         cl = c.client

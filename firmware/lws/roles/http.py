@@ -478,8 +478,10 @@ class Http(Role):
         if req.remaining or req.chunked is not None:
             if "100-continue" in req.h.get("expect", "").lower():
                 c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        h.on_http(c, req)
-        if not c.closed and c.req is req:
+        r = h.on_http(c, req)
+        if r is not None:
+            c.later(r)  # async: the body waits for it (resume)
+        elif not c.closed and c.req is req:
             self._body(c)
 
     def _body(self, c):
@@ -489,22 +491,27 @@ class Http(Role):
             if c.closed:
                 return
             self._consume(c, k)
-            if not req.chunked.done():
+            if not req.chunked.done() or c.awaiting:
                 return
             req.chunked = None
         else:
             k = min(req.remaining, c.inlen)
             if k:
                 req.remaining -= k
-                req.handler.on_http_body(c, memoryview(c.inbuf)[:k])
+                r = req.handler.on_http_body(c, memoryview(c.inbuf)[:k])
                 if c.closed:
                     return
                 self._consume(c, k)
+                if r is not None:
+                    c.later(r)  # the rest waits for it (resume)
+                    return
             if req.remaining:
                 return
         if not req.body_done:
             req.body_done = True
-            req.handler.on_http_body_completion(c)
+            r = req.handler.on_http_body_completion(c)
+            if r is not None:
+                c.later(r)
 
     # -- writing ----------------------------------------------------------
 
@@ -512,7 +519,9 @@ class Http(Role):
         r = c.req
         if c.state == _REQ and not r.done and r.handler is not None:
             c.set_timeout(c.ctx.timeout_secs)
-            r.handler.on_http_writeable(c)
+            r = r.handler.on_http_writeable(c)
+            if r is not None:
+                c.later(r)
 
     def respond(self, c, status, headers, body, ctype, length):
         req = c.req
@@ -692,10 +701,21 @@ class Http(Role):
                 pass
         c.drop()
 
+    def resume(self, c):
+        """An async callback returned: the body that waited for it."""
+        r = c.req
+        if c.state == _REQ and r is not None and not r.body_done:
+            try:
+                self._body(c)
+            except HttpError as e:
+                self.send_error(c, e.args[0], e.args[1], True)
+
     def dropped(self, c):
         r = c.req
         if r is not None and r.handler is not None and c.state == _REQ:
-            r.handler.on_closed_http(c)
+            r = r.handler.on_closed_http(c)
+            if r is not None:
+                c.later(r)
 
 
 ROLE = Http()

@@ -18,7 +18,9 @@ class Raw(Role):
     def start(self, c):
         c.deadline = None  # raw streams may idle
         c.update()
-        c.proto.on_raw_adopt(c)
+        r = c.proto.on_raw_adopt(c)
+        if r is not None:
+            c.later(r)
         if c.held is not None:
             c.ctx.rx_pending(c)  # read before: no poll event will say so
 
@@ -26,7 +28,9 @@ class Raw(Role):
         held = c.held
         if held is not None:
             c.held = None
-            c.proto.on_raw_rx(c, memoryview(held))
+            r = c.proto.on_raw_rx(c, memoryview(held))
+            if r is not None:
+                c.later(r)
             return
         buf = c.ctx.rx_buf()
         n = c.recv_into(buf)
@@ -35,13 +39,19 @@ class Raw(Role):
         if n == 0:
             c.drop()
             return
-        c.proto.on_raw_rx(c, memoryview(buf)[:n])
+        r = c.proto.on_raw_rx(c, memoryview(buf)[:n])
+        if r is not None:
+            c.later(r)
 
     def writable(self, c):
-        c.proto.on_raw_writeable(c)
+        r = c.proto.on_raw_writeable(c)
+        if r is not None:
+            c.later(r)
 
     def dropped(self, c):
-        c.proto.on_raw_close(c)
+        r = c.proto.on_raw_close(c)
+        if r is not None:
+            c.later(r)
 
 
 ROLE = Raw()

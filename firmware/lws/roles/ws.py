@@ -145,7 +145,9 @@ def upgrade(c, req, proto):
     c.proto = proto
     c.user = proto.new_user(c)
     c.transition(ROLE if pmd is None or not pmd.compress_min else ROLE_Z)
-    proto.on_established(c)
+    r = proto.on_established(c)
+    if r is not None:
+        c.later(r)
     return True
 
 
@@ -191,7 +193,9 @@ def start_client(c, proto, left, pmd=None):
         c.ws.pmd = pmd
     c.transition(CLIENT if pmd is None or not pmd.compress_min
                  else CLIENT_Z)
-    proto.on_client_established(c)
+    r = proto.on_client_established(c)
+    if r is not None:
+        c.later(r)
     if left and not c.closed:
         c.ws.carry = left
         c.ctx.rx_pending(c)
@@ -247,7 +251,9 @@ class Ws(Role):
 
     def writable(self, c):
         if c.ws.status == _OPEN:
-            c.proto.on_server_writeable(c)
+            r = c.proto.on_server_writeable(c)
+            if r is not None:
+                c.later(r)
 
     def after_event(self, c):
         if c.ws.status == _DONE and not c.tx:
@@ -263,7 +269,9 @@ class Ws(Role):
         c.ws.buf = None
         if c.ws.pmd is not None:
             c.ws.pmd.reset()
-        c.proto.on_closed(c)
+        r = c.proto.on_closed(c)
+        if r is not None:
+            c.later(r)
 
     # -- sending ----------------------------------------------------------
 
@@ -612,14 +620,18 @@ class Ws(Role):
             ws.first = True
 
     def receive(self, c, data):
-        c.proto.on_receive(c, data)
+        r = c.proto.on_receive(c, data)
+        if r is not None:
+            c.later(r)
 
     def control(self, c, ws, op, data):
         if op == OP_PING:
             if ws.status == _OPEN:
                 self.send(c, OP_PONG, data)
         elif op == OP_PONG:
-            c.proto.on_receive_pong(c, data)
+            r = c.proto.on_receive_pong(c, data)
+            if r is not None:
+                c.later(r)
         else:
             self.peer_close(c, ws, data)
 
@@ -658,7 +670,9 @@ class WsClient(Ws):
 
     def writable(self, c):
         if c.ws.status == _OPEN:
-            c.proto.on_client_writeable(c)
+            r = c.proto.on_client_writeable(c)
+            if r is not None:
+                c.later(r)
 
     def send(self, c, op, data, fin=True):
         """A frame, masked with a fresh key (RFC 6455 5.3), through the
@@ -684,7 +698,9 @@ class WsClient(Ws):
             i += k
 
     def receive(self, c, data):
-        c.proto.on_client_receive(c, data)
+        r = c.proto.on_client_receive(c, data)
+        if r is not None:
+            c.later(r)
 
 
 def _send_z(base):
