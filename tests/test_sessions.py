@@ -70,9 +70,19 @@ def send_mail(to, subject, body):
     print("MAIL to", to)
 
 
+MAIL = []  # the lws.smtp.Email, once the context is made
+
+
+def send_smtp(to, subject, body):
+    MAIL[0].send("board@example.org", [to], subject, body,
+                 done=lambda ok, reply: print("SENT", ok, reply[0]))
+
+
 opts = cfg.get("sessions", {})
 if cfg.get("mail"):
     opts["send_mail"] = send_mail
+if cfg.get("smtp"):
+    opts["send_mail"] = send_smtp
 s = Sessions("accounts.json", **opts)
 for name, pw, admin in cfg.get("users", ()):
     if not s.accounts.exists(name):
@@ -98,7 +108,12 @@ if cfg.get("tls_port"):
     vhs.append(vhost("tls", cfg["tls_port"], tls_cert=cfg["cert"],
                      tls_key=cfg["key"]))
 print("READY")
-lws.Context(vhs).run()
+ctx = lws.Context(vhs)
+if cfg.get("smtp"):
+    from lws.smtp import Email
+    MAIL.append(Email(ctx, "127.0.0.1", cfg["smtp"], starttls=False,
+                      timeout=5))
+ctx.run()
 '''
 
 ADMIN = ("root", "root password 1", True)
@@ -560,6 +575,50 @@ def test_email_confirmation_flow(tmp_path):
         assert code == 400
     finally:
         s.stop()
+
+
+def test_confirmation_mailed_by_lws_smtp_to_aiosmtpd(tmp_path):
+    """The sessions' send_mail hook given lws.smtp: the link arrives at a
+    real SMTP server (aiosmtpd) and confirms the account."""
+    import email
+    from aiosmtpd.controller import Controller
+
+    got = []
+
+    class Box:
+        async def handle_DATA(self, server, session, envelope):
+            got.append(envelope)
+            return "250 OK"
+
+    smtp = Controller(Box(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    s = site(tmp_path, smtp=smtp.port, sessions={"registration": True})
+    org = ["-H", "Origin: " + s.url]
+    try:
+        code, _ = curl(*org, "-d", "name=erin&password=erin+password&email="
+                       "erin%40example.org", s.url + "/auth/register")
+        assert code == 200
+        end = time.monotonic() + 10
+        while not got and time.monotonic() < end:
+            time.sleep(0.05)
+        assert got, s.log()
+        env = got[0]
+        assert env.mail_from == "board@example.org"
+        assert env.rcpt_tos == ["erin@example.org"]
+        msg = email.message_from_bytes(env.content)
+        link = re.search(r"http://\S+", msg.get_payload(decode=True).decode()
+                         ).group(0)
+        code, body = curl(link)
+        assert code == 200 and b"Confirmed" in body
+        jar = str(tmp_path / "jar")
+        code, body = curl("-c", jar, "-b", jar, *org, "-L", "-d",
+                          "name=erin&password=erin+password&next=/secret",
+                          s.url + "/auth/login")
+        assert code == 200 and body == b"secret for erin\n"
+        assert "SENT True 250" in s.log()
+    finally:
+        s.stop()
+        smtp.stop()
 
 
 # -- the store: power cuts --------------------------------------------------
