@@ -24,7 +24,6 @@ package(
         "httpmsg.py",
         "log.py",
         "mask.py",
-        "mime.py",
         "mounts.py",
         "protocol.py",
         "ranges.py",
