@@ -24,6 +24,7 @@ package(
         "httpmsg.py",
         "log.py",
         "mask.py",
+        "mime.py",
         "mounts.py",
         "protocol.py",
         "ranges.py",

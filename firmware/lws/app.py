@@ -371,7 +371,7 @@ class _File:
         self.f = open(self.path, "rb")
         self.left = st[6]
         if self.ctype is None:
-            from .files import mime_type  # a file mount has it loaded
+            from .mime import mime_type
             self.ctype = mime_type(self.path)
         return self.left
 

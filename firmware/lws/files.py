@@ -8,17 +8,9 @@ import time
 from . import log
 from .protocol import Protocol
 from .httpmsg import HttpError, date_line, http_date
+from .mime import mime_type
 from .util import unquote
 
-# one constant instead of a dict: less heap
-_MIME = ("\nhtml text/html\nhtm text/html\ncss text/css\n"
-         "js application/javascript\nmjs application/javascript\n"
-         "json application/json\ntxt text/plain\nxml text/xml\n"
-         "png image/png\njpg image/jpeg\njpeg image/jpeg\ngif image/gif\n"
-         "svg image/svg+xml\nico image/x-icon\nwebp image/webp\n"
-         "wasm application/wasm\npdf application/pdf\nzip application/zip\n"
-         "gz application/gzip\nmp3 audio/mpeg\nmp4 video/mp4\n"
-         "woff font/woff\nwoff2 font/woff2\nttf font/ttf\n")
 _S_IFMT = const(0xF000)
 _S_IFDIR = const(0x4000)
 _S_IFREG = const(0x8000)
@@ -27,17 +19,6 @@ _BURST = const(4)
 _CACHED = const(8)
 _RECHECK_MS = const(250)  # a file answered unparsed is stat()ed this often
 _VARY = "Vary: Accept-Encoding\r\n"
-
-
-def mime_type(name, extra=None):
-    ext = name[name.rfind(".") + 1:].lower() if "." in name else ""
-    if extra and ext in extra:
-        return extra[ext]
-    i = _MIME.find("\n%s " % ext) if ext else -1
-    if i < 0:
-        return "application/octet-stream"
-    i += len(ext) + 2
-    return _MIME[i:_MIME.find("\n", i)]
 
 
 def safe_relpath(sub):
