@@ -181,14 +181,16 @@ conn("noa", "raw://noa.test:25")
 conn("other", "http://other.test/")
 conn("refused", "http://refused.test/")
 conn("invalid", "http://no-such-host.invalid/")
-run(8, lambda: seen("error", 6))
+conn("long", "http://%%s.test/" %% ("x" * 64))
+run(8, lambda: seen("error", 7))
 ''' % opts(d, dns_timeout=1))
     want = {"nx": "DNS: NXDOMAIN (nx.test)",
             "fail": "DNS: SERVFAIL (fail.test)",
             "noa": "DNS: no A record (noa.test)",
             "other": "DNS: no A record (other.test)",
             "refused": "DNS: REFUSED (refused.test)",
-            "invalid": "DNS: NXDOMAIN (no-such-host.invalid)"}
+            "invalid": "DNS: NXDOMAIN (no-such-host.invalid)",
+            "long": "DNS: bad host name (%s.test)" % ("x" * 64)}
     for tag, why in want.items():
         assert ev.one("error", tag)[2] == why, ev
     # SERVFAIL and REFUSED: asked again (another server may know)

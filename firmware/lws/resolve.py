@@ -183,6 +183,7 @@ class _Lookup:
     def __init__(self, name, qid):
         self.name = name
         self.qid = qid
+        self.pkt = query(qid, name)  # ValueError for a bad name
         self.tries = 0   # sent so far
         self.due = 0     # ticks_ms of the next try
         self.waiters = []  # [(conn, fn)]
@@ -228,14 +229,14 @@ class Resolver:
                 return
         if len(self.busy) >= _PENDING:
             raise OSError("too many lookups at once")
-        if self.c is None:
-            self._open()
         while True:
             qid = (os.urandom(1)[0] << 8) | os.urandom(1)[0]
             if all(q.qid != qid for q in self.busy):
                 break
         q = _Lookup(name, qid)
         q.waiters.append((c, fn))
+        if self.c is None:
+            self._open()
         self.busy.append(q)
         self._send(q)
         self._arm()
@@ -256,7 +257,7 @@ class Resolver:
         q.due = time.ticks_add(time.ticks_ms(),
                                int(self.ctx.dns_timeout * 1000))
         try:
-            self.c.sock.sendto(query(q.qid, q.name), a)
+            self.c.sock.sendto(q.pkt, a)
         except OSError as e:  # no route yet: the next try may have one
             log.info("dns: send: %s", e)
 
@@ -268,8 +269,9 @@ class Resolver:
         d = None
         for q in self.busy:
             for w in q.waiters:
-                if d is None or time.ticks_diff(w[0].deadline, d) < 0:
-                    d = w[0].deadline
+                t = w[0].deadline
+                if t is not None and (d is None or time.ticks_diff(t, d) < 0):
+                    d = t
             if d is None or time.ticks_diff(q.due, d) < 0:
                 d = q.due
         c.deadline = d
@@ -321,8 +323,8 @@ class Resolver:
         now = time.ticks_ms()
         for q in self.busy[:]:
             q.waiters = [w for w in q.waiters if not w[0].closed]
-            late = [w for w in q.waiters
-                    if time.ticks_diff(now, w[0].deadline) >= 0]
+            late = [w for w in q.waiters if w[0].deadline is not None and
+                    time.ticks_diff(now, w[0].deadline) >= 0]
             for w in late:  # connect_timeout is over
                 q.waiters.remove(w)
                 w[1](None, "timeout")

@@ -586,7 +586,7 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
 
 def _is_name(h):
     """A host name to look up: not an IP literal, nor localhost."""
-    if ":" in h or h == "localhost":
+    if ":" in h or h.lower() == "localhost":
         return False
     p = h.split(".")
     return len(p) != 4 or not all(x.isdigit() for x in p)
