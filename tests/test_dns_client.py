@@ -451,3 +451,38 @@ def test_servers_option_forms_and_bad_packets(tmp_path):
     assert bytes(out["query"]) == (b"\x12\x34\x01\x00\0\1\0\0\0\0\0\0"
                                    b"\x01a\x07example\0\0\1\0\1")
     assert out["bad"] == [None, None, None]  # not ours: ignored, no crash
+
+
+def hosts_name():
+    """A name /etc/hosts gives 127.0.0.1 (not localhost), or None."""
+    try:
+        lines = open("/etc/hosts").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        w = line.split("#")[0].split()
+        if len(w) > 1 and w[0] == "127.0.0.1":
+            for n in w[1:]:
+                if n != "localhost" and "." not in n:
+                    return n
+    return None
+
+
+def test_no_server_known_falls_back_to_getaddrinfo(http_server, tmp_path):
+    """dns_servers=(): no server to ask, getaddrinfo (blocking) as
+    before, with a warning in the log."""
+    name = hosts_name()
+    if name is None:
+        pytest.skip("/etc/hosts names nothing but localhost")
+    from test_client import PRELUDE
+    script = tmp_path / "fallback.py"
+    script.write_text(PRELUDE + r'''
+ctx = lws.Context(vhosts=[], dns_servers=())
+conn("a", "http://%s:%d/hello")
+run(8, lambda: seen("completed") or seen("error"))
+''' % (name, http_server.server_port))
+    r = subprocess.run(unixport.command(script), env=unixport.environment(),
+                       cwd=str(tmp_path), capture_output=True, text=True,
+                       timeout=20)
+    assert '"completed", "a", 12' in r.stdout, r.stdout + r.stderr
+    assert "no DNS server known: %s looked up blocking" % name in r.stderr
