@@ -486,3 +486,23 @@ run(8, lambda: seen("completed") or seen("error"))
                        timeout=20)
     assert '"completed", "a", 12' in r.stdout, r.stdout + r.stderr
     assert "no DNS server known: %s looked up blocking" % name in r.stderr
+
+
+def test_a_name_under_asyncio(dns, http_server, tmp_path):
+    """ctx.serve() (lws.aio) polls the resolver's socket too."""
+    d = dns({"web.test": [a(b"\xc0\x0c", "127.0.0.1")]})
+    ev = mpy(tmp_path, r'''
+import asyncio
+class S(Cli):
+    def on_client_http_completed(self, c):
+        Cli.on_client_http_completed(self, c)
+        ctx.stop()
+    def on_client_connection_error(self, c, why):
+        Cli.on_client_connection_error(self, c, why)
+        ctx.stop()
+ctx = lws.Context(vhosts=[], %s)
+conn("a", "http://web.test:%d/hello", S())
+asyncio.run(ctx.serve())
+''' % (opts(d), http_server.server_port))
+    assert ev.one("completed", "a")[4] == "hello world\n", ev
+    assert d.names() == ["web.test"]
