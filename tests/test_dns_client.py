@@ -506,3 +506,36 @@ asyncio.run(ctx.serve())
 ''' % (opts(d), http_server.server_port))
     assert ev.one("completed", "a")[4] == "hello world\n", ev
     assert d.names() == ["web.test"]
+
+
+PROXY_APP = r'''
+import lws
+ctx = lws.Context([lws.Vhost("proxy", %d, [
+    lws.Mount("/o", "http://origin.test:%d/"),
+    lws.Mount("/nx", "http://nx.test:%d/")])], %s)
+ctx.run()
+'''
+
+
+def test_proxy_mount_to_a_name(dns, http_server, tmp_path):
+    d = dns({"origin.test": [a(b"\xc0\x0c", "127.0.0.1")]})
+    hp = free_port()
+    op = http_server.server_port
+    proc = run_app(tmp_path, PROXY_APP % (hp, op, op, opts(d)), hp)
+    try:
+        import http.client
+        for path, status in (("/o/hello", 200), ("/o/hello", 200),
+                             ("/nx/hello", 502)):
+            c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            assert r.status == status, (path, r.status, body)
+            if status == 200:
+                assert body == b"hello world\n"
+    finally:
+        proc.send_signal(2)
+        out = finish(proc)
+    assert "Traceback" not in out, out
+    assert d.names() == ["origin.test", "nx.test"]  # the second: cached
