@@ -130,7 +130,8 @@ class Conn:
             m = _POLLIN
         if self.tx or self.want_write:
             m |= _POLLOUT
-        if m != self.events and not self.closed:
+        if m != self.events and not self.closed and self.sock is not None:
+            # (a client looking up its host has no socket to poll yet)
             self.ctx.watch(self, m)
 
     def rx_flow_control(self, enable):

@@ -173,8 +173,16 @@ class Context:
     pool = None
     #: seconds a TLS handshake may take (at most timeout_secs)
     tls_handshake_timeout = 5
-    #: seconds a client connection may take to connect
+    #: seconds a client connection may take to connect (its host name's
+    #: lookup included)
     connect_timeout = 20
+    #: the DNS servers client connections ask (lws.resolve): "ip", or
+    #: (ip, port), or several of them; None: the unix port's
+    #: /etc/resolv.conf, a board's station DNS (DHCP's)
+    dns_servers = None
+    #: seconds a DNS server has to answer one try (each is tried twice)
+    dns_timeout = 2
+    _dns = None  # the resolver (lws.resolve), made at the first name
     #: bytes read at once by WebSocket, raw and client connections
     rx_buffer_size = 4096
     #: free heap (bytes) a new connection needs; short of it the

@@ -9,7 +9,7 @@
 One message at a time from a bounded queue, each over a raw client
 connection (Context.connect("raw://...")), so the connect, STARTTLS and
 every reply go through the loop: the server is never blocked for it
-(only a DNS lookup of a name blocks, as for every client connection).
+(the server's name too is looked up on the loop, lws.resolve).
 Every outcome reaches done(ok, (code, text, rejected)): the server's last
 reply, or code 0 and a local error ('timeout', 'refused', 'dns', 'closed',
 'tls', 'starttls', 'cleartext', 'auth', 'reply', 'error'); rejected lists

@@ -18,6 +18,7 @@ _BODY = const(3)
 _SENDING = const(4)  # streaming a request body from on_client_writeable
 _DONE = const(5)     # the response is complete
 _SHAKING = const(6)  # TLS: the request head waits for the handshake
+_RESOLVING = const(7)  # the host name's address is being looked up
 
 _POLLOUT = const(4)
 _POLLERR = const(8)
@@ -83,6 +84,8 @@ class Client(Role):
         once): the connect must be over within connect_timeout."""
         c.tx_t = None  # connect_timeout bounds the connect, not send_timeout
         c.set_timeout(c.ctx.connect_timeout)
+        if c.client.state == _RESOLVING:
+            return  # no socket yet: lws.resolve minds the deadline
         if c.client.reused:
             self._request(c)
         else:
@@ -581,16 +584,23 @@ def new_client(ctx, url, proto, method, headers, body, subprotocols, origin,
     return c
 
 
-def _connect(c, cl):
-    """A socket connecting to the server (or the proxy) without blocking
-    the loop (DNS does block); returns an error text, or None."""
-    target = cl.proxy_addr or (cl.host, cl.port)
+def _is_name(h):
+    """A host name to look up: not an IP literal, nor localhost."""
+    if ":" in h or h.lower() == "localhost":
+        return False
+    p = h.split(".")
+    return len(p) != 4 or not all(x.isdigit() for x in p)
+
+
+def _connect(c, host, port):
+    """A socket connecting to host (an address, or localhost) without
+    blocking the loop; returns an error text, or None."""
     try:
-        ai = socket.getaddrinfo(target[0], target[1], 0, socket.SOCK_STREAM)
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         if not ai:
             raise OSError("no address")
     except OSError as e:
-        return "DNS lookup of %s failed: %s" % (target[0], e)
+        return "DNS lookup of %s failed: %s" % (host, e)
     s = socket.socket(ai[0][0], socket.SOCK_STREAM)
     s.setblocking(False)
     try:
@@ -598,7 +608,7 @@ def _connect(c, cl):
     except OSError as e:
         if e.args[0] not in (_EINPROGRESS, _EAGAIN):
             s.close()
-            return "connect to %s:%d failed: %s" % (target[0], target[1], e)
+            return "connect to %s:%d failed: %s" % (host, port, e)
     c.sock = s
     c.addr = ai[0][-1]
     return None
@@ -615,15 +625,50 @@ def _go(ctx, c, cl, pooled=True):
     if s is not None:
         c.sock = s
     else:
-        err = _connect(c, cl)
+        host, port = cl.proxy_addr or (cl.host, cl.port)
+        if _is_name(host):
+            from ..resolve import resolve
+            try:
+                a = resolve(ctx, host, c, lambda a, why: _resolved(
+                    c, host, port, a, why))
+            except (OSError, ValueError) as e:
+                _later(ctx, c, "DNS: %s (%s)" % (e, host))
+                return
+            if a is None:  # the answer comes through the loop
+                cl.state = _RESOLVING
+                c.transition(ROLE)
+                return
+            host = a
+        err = _connect(c, host, port)
         if err:
-            # reported from the loop, after connect() has returned
-            t = []
-            t.append(ctx.every(0, lambda: (ctx.cancel(t[0]),
-                                           ROLE.client_error(c, err))))
+            _later(ctx, c, err)
             return
     ctx.add(c, c.sock, _POLLOUT)
     c.transition(ROLE)
+
+
+def _later(ctx, c, err):
+    """Fail c from the loop, after connect() has returned."""
+    t = []
+    t.append(ctx.every(0, lambda: (ctx.cancel(t[0]),
+                                   ROLE.client_error(c, err))))
+
+
+def _resolved(c, host, port, addr, why):
+    """The lookup is over: connect, within what is left of
+    connect_timeout."""
+    if c.closed:
+        return
+    if addr is None:
+        ROLE.client_error(c, "DNS: %s (%s)" % (why, host))
+        return
+    err = _connect(c, addr, port)
+    if err:
+        ROLE.client_error(c, err)
+        return
+    c.client.state = _CONNECTING
+    c.want_write = True  # writable: the connect has finished
+    c.ctx.add(c, c.sock, _POLLOUT)
 
 
 def reconnect(ctx, c, url, fresh=False):
