@@ -151,8 +151,10 @@ def wifi_ap(port=None, conn=None):
         if not isinstance(w, dict):
             w = {}
         pw = w.get("ap_password") or None
+        # collected first: a stock esp8266 compiles lws.wlan from source
+        # in a 40 KB heap that earlier commands' objects have scattered
         code = (
-            "from lws import wlan\n"
+            "import gc\ngc.collect()\nfrom lws import wlan\n"
             "_m=wlan.Manager(wlan.Slots(%r),ap_ssid=%r,ap_password=%r)\n"
             "try:\n _n=_m.ap_ssid or _m.default_ap_ssid()\n"
             "except (ImportError,OSError,AttributeError):\n _n=None\n"
