@@ -237,6 +237,23 @@ def n_streams(request):
     return {"open": len([s for s in streams if not s.closed])}
 
 
+quiet = []
+
+
+@app.get("/quiet-events")
+def quiet_events(request):
+    s = SSE(request)
+    s.keepalive = 300
+    s.send("hello")
+    quiet.append(s)
+    return s
+
+
+@app.get("/quiet-streams")
+def n_quiet(request):
+    return {"open": len([s for s in quiet if not s.closed])}
+
+
 floods = []
 
 
@@ -669,6 +686,23 @@ def test_sse_stream(srv):
     while jget(srv, "/streams")[2]["open"] and time.monotonic() < end:
         time.sleep(0.1)
     assert jget(srv, "/streams")[2]["open"] == 0
+
+
+def test_sse_client_gone_while_nothing_is_sent_is_found(srv):
+    """No events: the keepalive comment finds the client gone, so its
+    connection is not held until the next event."""
+    c = srv.conn()
+    c.request("GET", "/quiet-events")
+    r = c.getresponse()
+    assert read_event(r) == {"data": "hello"}
+    # quiet: the comment lines come, and EventSource skips them
+    assert r.readline() == b":\n" and r.readline() == b"\n"
+    assert jget(srv, "/quiet-streams")[2]["open"] == 1
+    c.close()
+    end = time.monotonic() + 5
+    while jget(srv, "/quiet-streams")[2]["open"] and time.monotonic() < end:
+        time.sleep(0.1)
+    assert jget(srv, "/quiet-streams")[2]["open"] == 0
 
 
 def test_sse_slow_client_is_dropped(srv):

@@ -16,18 +16,57 @@
 An event goes out at once when the socket takes it; while the socket is
 full, events wait in a bounded queue, and a client that falls max_queue
 events behind is dropped rather than let the heap grow.
-The stream has no idle timeout: a client that went away is found at the
-next send (send() then returns False, and on_close is called).
+The stream has no idle timeout. A client that went away is found at the
+next send (send() then returns False, and on_close is called), and a
+stream with no event for `keepalive` ms gets a comment line, so that one
+gone while nothing was sent is found too (its socket hangs up) rather
+than holding its connection.
 """
 import json
+import time
 from .app import Response
 
 _CTYPE = "text/event-stream"
+_PING = b":\n\n"  # a comment: EventSource ignores it
+_TICK_MS = const(1000)
+
+_open = []    # the streams a keepalive looks after
+_timer = []   # (ctx, its timer) while there are any
+
+
+def _tick():
+    now = time.ticks_ms()
+    for s in _open[:]:
+        if s.closed or s.conn.closed:
+            _unwatch(s)  # never started, or ended without close()
+            continue
+        k = s.keepalive
+        if k and time.ticks_diff(now, s._last) >= k and s._started \
+                and not s.q and not s.conn.tx:
+            s._last = now
+            s.conn.write(_PING)
+
+
+def _watch(s):
+    _open.append(s)
+    if not _timer:
+        ctx = s.conn.ctx
+        _timer.append((ctx, ctx.every(_TICK_MS, _tick)))
+
+
+def _unwatch(s):
+    if s in _open:
+        _open.remove(s)
+        if not _open and _timer:
+            ctx, t = _timer.pop()
+            ctx.cancel(t)
 
 
 class SSE(Response):
     #: events queued for a slow client; one more drops it
     max_queue = 8
+    #: ms without an event before a comment line is sent (0: never)
+    keepalive = 15000
     #: called with the SSE when the stream ends (the client went away,
     #: was dropped, or close() was called)
     on_close = None
@@ -41,6 +80,8 @@ class SSE(Response):
                                             "Content-Type": _CTYPE})
         self.conn = request.conn
         self.q = []
+        self._last = time.ticks_ms()
+        _watch(self)  # keepalive may be set after this
 
     def send(self, data, event=None, id=None):
         """Queue an event (str, bytes, or a dict/list sent as JSON);
@@ -63,6 +104,7 @@ class SSE(Response):
         p.append("\n")
         ev = "".join(p).encode()
         c = self.conn
+        self._last = time.ticks_ms()
         if self._started and not self.q and not c.tx:
             c.write(ev)  # the socket takes it: no queue
             return not c.closed
@@ -100,6 +142,7 @@ class SSE(Response):
         if not self.closed:
             self.closed = True
             self.q = []
+            _unwatch(self)
             cb = self.on_close
             if cb is not None:
                 cb(self)
