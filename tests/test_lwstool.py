@@ -494,6 +494,18 @@ def test_config(vb, tmp_path):
     assert r.returncode == 1 and "not JSON" in r.stderr
 
 
+def served_page(port):
+    """main.py's page on port, once it listens: (status, body)."""
+    wait_port(port, timeout=20)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/")
+        resp = c.getresponse()
+        return resp.status, resp.read()
+    finally:
+        c.close()
+
+
 @pytest.mark.timeout(60)
 def test_fresh_board_to_served_page(tmp_path):
     """The README's path: emulate, deploy, config, reset, fetch a page."""
@@ -507,13 +519,8 @@ def test_fresh_board_to_served_page(tmp_path):
                        str(port)).returncode == 0
         r = lwstool("-p", p, "reset")
         assert r.returncode == 0, r.stderr
-        wait_port(port, timeout=20)
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/")
-        resp = c.getresponse()
-        assert resp.status == 200
-        assert b"<" in resp.read()
-        c.close()
+        st, body = served_page(port)
+        assert st == 200 and b"<" in body
         # Ctrl-C (as SIGINT) stops main.py and the REPL answers again
         with Board(p) as b:
             assert b.eval("1+2") == 3
@@ -534,11 +541,7 @@ def test_config_push_reload_over_serial_restarts_main(tmp_path):
         f.write_text(json.dumps({"port": port}))
         r = lwstool("-p", p, "config", "push", str(f), "--reload")
         assert r.returncode == 0 and "reset" in r.stdout, r.stderr
-        wait_port(port, timeout=20)  # main.py serves the new file
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/")
-        assert c.getresponse().status == 200
-        c.close()
+        assert served_page(port)[0] == 200  # main.py serves the new file
     finally:
         vboard.stop(proc)
 

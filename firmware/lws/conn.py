@@ -375,13 +375,8 @@ class Conn:
         Max-Age, Expires, HttpOnly, Secure, SameSite as keyword arguments
         (path=, domain=, max_age=, expires=, http_only=, secure=,
         same_site=); ValueError for what a browser would refuse."""
-        from .cookie import set_cookie
-        r = self.req
-        if r is None or r.head_sent:
-            raise ValueError("set_cookie: no response about to start")
-        if r.set_cookies is None:
-            r.set_cookies = []
-        r.set_cookies.append(set_cookie(name, value, **attrs))
+        from .cookie import add
+        add(self.req, name, value, attrs)
 
     # -- the WebSocket API (lws_write and friends) -------------------------
 

@@ -538,19 +538,8 @@ class Context:
         pipe on the unix port, whatever poll can watch (lws_adopt_socket,
         _readbuf, adopting a descriptor). readbuf: bytes already read from
         it, which on_raw_rx gets first. Returns the connection."""
-        vh = vhost or self.vhosts[0]
-        p = vh.protocol(protocol) if isinstance(protocol, str) else protocol
-        if p is None:
-            raise ValueError("no protocol %s" % protocol)
-        if hasattr(stream, "setblocking"):
-            stream.setblocking(False)
-        c = Conn(self, stream, None, [vh])
-        self.add(c, stream)
-        if readbuf:
-            c.held = bytes(readbuf)
-        from .roles import raw
-        raw.adopt(c, p)
-        return c
+        from .roles.raw import adopt_stream
+        return adopt_stream(self, stream, protocol, readbuf, vhost)
 
     # -- client connections (lws_client_connect_via_info) -----------------
 

@@ -63,3 +63,13 @@ def set_cookie(name, value, path=None, domain=None, max_age=None,
             raise ValueError("SameSite=None needs secure=True")
         p.append("SameSite=" + same_site)
     return "; ".join(p)
+
+
+def add(req, name, value, attrs):
+    """Conn.set_cookie: a Set-Cookie for req's response, not started yet."""
+    if req is None or req.head_sent:
+        raise ValueError("set_cookie: no response about to start")
+    v = set_cookie(name, value, **attrs)
+    if req.set_cookies is None:
+        req.set_cookies = []
+    req.set_cookies.append(v)

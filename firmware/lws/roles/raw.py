@@ -12,6 +12,23 @@ def adopt(c, proto):
     c.transition(ROLE)
 
 
+def adopt_stream(ctx, stream, protocol, readbuf, vhost):
+    """Context.adopt: loaded with the raw role, not with the server."""
+    from ..conn import Conn
+    vh = vhost or ctx.vhosts[0]
+    p = vh.protocol(protocol) if isinstance(protocol, str) else protocol
+    if p is None:
+        raise ValueError("no protocol %s" % protocol)
+    if hasattr(stream, "setblocking"):
+        stream.setblocking(False)
+    c = Conn(ctx, stream, None, [vh])
+    ctx.add(c, stream)
+    if readbuf:
+        c.held = bytes(readbuf)
+    adopt(c, p)
+    return c
+
+
 class Raw(Role):
     name = "raw"
 
